@@ -1,0 +1,190 @@
+"""Per-sample SIREN evaluation: hypersiren's batched forward against the ways users do it otherwise.
+
+The network is the paper's image SIREN (2 -> 256 x 3 hidden -> 3, depth 5), with a different weight
+set for each of the B samples. Compared, side by side in one run:
+
+- `hypersiren`: `siren_forward(params, coords)`, one batched pass.
+- `loop`: a Python loop over B `Siren` modules, one call per sample (the baseline of the targets).
+- `vmap`: `torch.func.vmap` over `torch.func.functional_call` with stacked weights, on a SIREN module
+  written the way a user without hypersiren writes it (`nn.Linear` layers, `sin(w0 * linear(x))`).
+- `floor`: the raw arithmetic alone, `bmm` and `sin` of the same shapes on pre-laid-out weights,
+  with no bias, no w0 and no checks (forward only): no implementation can do less.
+
+`fwd` times a forward under `torch.no_grad()`; `fwd+bwd` a forward and the backward of a mean squared
+output with respect to every sample's weights. Each cell is the median of `--repeats` timed runs after
+one warm-up. Ratios > 1 mean hypersiren is faster (`hs/floor`: hypersiren's time over the floor's).
+
+    python benchmarks/bench_functional.py [--quick] [--repeats 5] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+import hypersiren as hs
+
+IN_DIM, OUT_DIM, HIDDEN, DEPTH = 2, 3, 256, 5
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up: allocator, thread pool, lazy init
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def make_case(batch: int, n: int, seed: int = 0):
+    torch.manual_seed(seed)
+    modules = [hs.Siren(IN_DIM, OUT_DIM, hidden_dim=HIDDEN, depth=DEPTH) for _ in range(batch)]
+    coords = torch.rand(batch, n, IN_DIM) * 2 - 1
+    params = hs.stack_params(modules).map(lambda t: t.detach().clone().requires_grad_(True))
+    stacked = {name: torch.stack([m.state_dict()[name] for m in modules]).requires_grad_(True)
+               for name in modules[0].state_dict()}
+    return modules, coords, params, stacked
+
+
+class PlainSiren(nn.Module):
+    """A SIREN as commonly written with `nn.Linear`; same parameter names as `hypersiren.Siren`."""
+
+    def __init__(self, w0: float = 30.0):
+        super().__init__()
+        dims = [IN_DIM] + [HIDDEN] * (DEPTH - 1) + [OUT_DIM]
+        self.layers = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(DEPTH))
+        self.w0 = w0
+
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            x = torch.sin(self.w0 * layer(x))
+        return self.layers[-1](x)
+
+
+def implementations(modules, coords, params, stacked):
+    template = PlainSiren()
+
+    def hypersiren_fn():
+        return hs.siren_forward(params, coords)
+
+    def loop_fn():
+        return torch.stack([m(coords[b]) for b, m in enumerate(modules)])
+
+    def one_sample(p, c):
+        return functional_call(template, p, (c,), strict=True)
+
+    batched_call = vmap(one_sample)
+
+    def vmap_fn():
+        return batched_call(stacked, coords)
+
+    return {"hypersiren": hypersiren_fn, "loop": loop_fn, "vmap": vmap_fn}
+
+
+def floor_fn(params, coords):
+    """bmm + sin of the shapes of the forward, weights already transposed and contiguous."""
+    weights_t = [w.detach().mT.contiguous() for w in params.weights]
+
+    def run():
+        h = coords
+        for i, w in enumerate(weights_t):
+            h = torch.bmm(h, w)
+            if i < len(weights_t) - 1:
+                h = torch.sin(h)
+        return h
+
+    return run
+
+
+def all_params(modules, params, stacked):
+    return [p for m in modules for p in m.parameters()] + list(params.weights + params.biases) + list(stacked.values())
+
+
+def bench_size(batch: int, n: int, repeats: int) -> list[dict]:
+    modules, coords, params, stacked = make_case(batch, n)
+    impls = implementations(modules, coords, params, stacked)
+    with torch.no_grad():
+        outputs = {name: fn() for name, fn in impls.items()}
+        max_diff = max((outputs[name] - outputs["hypersiren"]).abs().max().item() for name in ("loop", "vmap"))
+        fwd = {name: median_seconds(fn, repeats) for name, fn in impls.items()}
+        fwd["floor"] = median_seconds(floor_fn(params, coords), repeats)
+    del outputs
+
+    def with_backward(fn):
+        def run():
+            for p in all_params(modules, params, stacked):
+                p.grad = None
+            fn().square().mean().backward()
+        return run
+
+    bwd = {name: median_seconds(with_backward(fn), repeats) for name, fn in impls.items()}
+    rows = []
+    for mode, times in (("fwd", fwd), ("fwd+bwd", bwd)):
+        hs_t = times["hypersiren"]
+        rows.append({
+            "B": batch, "N": n, "mode": mode,
+            "hypersiren_ms": hs_t * 1e3, "loop_ms": times["loop"] * 1e3, "vmap_ms": times["vmap"] * 1e3,
+            "floor_ms": times.get("floor", float("nan")) * 1e3,
+            "loop/hs": times["loop"] / hs_t, "vmap/hs": times["vmap"] / hs_t,
+            "hs/floor": hs_t / times["floor"] if "floor" in times else float("nan"),
+            "max_abs_diff": max_diff,
+        })
+    return rows
+
+
+COLUMNS = ["B", "N", "mode", "hypersiren_ms", "loop_ms", "vmap_ms", "floor_ms", "loop/hs", "vmap/hs", "hs/floor",
+           "max_abs_diff"]
+
+
+def format_cell(key: str, value) -> str:
+    if isinstance(value, str) or isinstance(value, int):
+        return str(value)
+    if value != value:  # nan
+        return "-"
+    if key == "max_abs_diff":
+        return f"{value:.1e}"
+    if key.endswith("_ms"):
+        return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+    return f"{value:.2f}x"
+
+
+def print_table(rows: list[dict], markdown: bool) -> None:
+    if markdown:
+        print("| " + " | ".join(COLUMNS) + " |")
+        print("|" + "---|" * len(COLUMNS))
+        for row in rows:
+            print("| " + " | ".join(format_cell(k, row[k]) for k in COLUMNS) + " |")
+    else:
+        widths = [max(len(c), 10) for c in COLUMNS]
+        print("  ".join(c.rjust(w) for c, w in zip(COLUMNS, widths)))
+        for row in rows:
+            print("  ".join(format_cell(k, row[k]).rjust(w) for k, w in zip(COLUMNS, widths)))
+
+
+def main(args: argparse.Namespace) -> list[dict]:
+    device_note = f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    print(f"# bench_functional: {device_note}; median of {args.repeats}; baseline = loop (ratios > 1: hypersiren faster)")
+    batches, sizes = ((1, 8), (64, 1024)) if args.quick else ((1, 8, 64), (64, 1024, 16384))
+    rows = []
+    for batch in batches:
+        for n in sizes:
+            rows += bench_size(batch, n, args.repeats)
+            print_table(rows[-2:], markdown=False) if not args.markdown else None
+    print()
+    print_table(rows, markdown=args.markdown)
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per cell (median reported)")
+    parser.add_argument("--quick", action="store_true", help="B in {1, 8}, N in {64, 1024} only")
+    parser.add_argument("--markdown", action="store_true", help="print the final table as markdown")
+    main(parser.parse_args())

@@ -1,0 +1,163 @@
+"""Derivative operators against closed forms, finite differences and torch.func, with per-sample weights."""
+
+import pytest
+import torch
+from torch.func import hessian, jacrev, vmap
+
+import hypersiren as hs
+from hypersiren import diff
+
+torch.set_default_dtype(torch.float32)
+
+
+def coords(batch=2, n=11, dim=2, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(batch, n, dim, generator=g, dtype=dtype) * 2 - 1).requires_grad_(True)
+
+
+# --- closed forms ----------------------------------------------------------------------------------
+
+
+def test_quadratic_gradient_and_laplacian():
+    x = coords(dim=3)
+    scale = torch.tensor([1.0, 2.0], dtype=torch.float64).view(2, 1, 1)  # a different field per sample
+    y = scale * x.square().sum(-1, keepdim=True)  # [B, N, 1]
+    torch.testing.assert_close(diff.gradient(y, x), 2 * scale * x)
+    torch.testing.assert_close(diff.laplacian(y, x), (2 * 3 * scale).expand(2, 11, 1))
+
+
+def test_per_channel_sine_waves():
+    x = coords(dim=2)
+    k = torch.tensor([[1.0, 2.0], [-3.0, 0.5], [0.0, 4.0]], dtype=torch.float64)  # [C, D]
+    phase = x @ k.T  # [B, N, C]
+    y = torch.sin(phase)
+    torch.testing.assert_close(diff.jacobian(y, x), torch.cos(phase)[..., None] * k)  # [B, N, C, D]
+    torch.testing.assert_close(diff.laplacian(y, x), -(k.square().sum(-1)) * torch.sin(phase))
+
+
+def test_divergence_of_polynomial_field():
+    x = coords(dim=3)
+    v = torch.stack([x[..., 0] ** 3, x[..., 0] * x[..., 1], x[..., 2] * x[..., 0]], dim=-1)
+    expected = 3 * x[..., 0] ** 2 + x[..., 0] + x[..., 0]
+    torch.testing.assert_close(diff.divergence(v, x), expected.unsqueeze(-1))
+
+
+def test_linear_field_has_zero_laplacian():
+    x = coords()
+    y = (x @ torch.tensor([[2.0], [3.0]], dtype=torch.float64)) + 1.0
+    assert torch.equal(diff.laplacian(y, x), torch.zeros(2, 11, 1, dtype=torch.float64))
+    torch.testing.assert_close(diff.gradient(y, x), torch.tensor([2.0, 3.0], dtype=torch.float64).expand(2, 11, 2))
+
+
+# --- SIRENs with per-sample weights ----------------------------------------------------------------
+
+
+def siren_batch(batch=3, out_dim=2, depth=4, hidden_dim=24, seed=0):
+    torch.manual_seed(seed)
+    modules = [hs.Siren(2, out_dim, hidden_dim=hidden_dim, depth=depth).double() for _ in range(batch)]
+    return modules, hs.stack_params(modules)
+
+
+def test_siren_derivatives_match_float64_finite_differences():
+    _, params = siren_batch()
+    x = coords(batch=3, n=7)
+    y = hs.siren_forward(params, x)
+    jac, lap = diff.jacobian(y, x), diff.laplacian(y, x)
+
+    def f(points):
+        with torch.no_grad():
+            return hs.siren_forward(params, points)
+
+    h1, h2 = 1e-6, 1e-4
+    fd_jac, fd_lap = [], 0
+    for d in range(2):
+        e = torch.zeros(2, dtype=torch.float64)
+        e[d] = 1
+        fd_jac.append((f(x + h1 * e) - f(x - h1 * e)) / (2 * h1))
+        fd_lap = fd_lap + (f(x + h2 * e) - 2 * f(x) + f(x - h2 * e)) / h2**2
+    fd_jac = torch.stack(fd_jac, dim=-1)
+    assert (jac - fd_jac).abs().max() < 1e-6 * fd_jac.abs().max()
+    assert (lap - fd_lap).abs().max() < 1e-4 * fd_lap.abs().max()
+
+
+def test_siren_derivatives_match_torch_func_per_sample_per_point():
+    modules, params = siren_batch()
+    x = coords(batch=3, n=5)
+    y = hs.siren_forward(params, x)
+    jac, lap = diff.jacobian(y, x), diff.laplacian(y, x)
+    for b, module in enumerate(modules):
+        ref_jac = vmap(jacrev(module))(x[b].detach())  # [N, C, D]
+        ref_hess = vmap(hessian(module))(x[b].detach())  # [N, C, D, D]
+        torch.testing.assert_close(jac[b], ref_jac, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(lap[b], ref_hess.diagonal(dim1=-2, dim2=-1).sum(-1), rtol=1e-10, atol=1e-8)
+
+
+def test_derivatives_do_not_see_other_samples_or_points():
+    _, params = siren_batch(out_dim=1)
+    x = coords(batch=3, n=6)
+    together = diff.laplacian(hs.siren_forward(params, x), x)
+    grad_together = diff.gradient(hs.siren_forward(params, x), x)
+    for b in range(3):
+        for n in range(6):
+            single = params.map(lambda t: t[b : b + 1])
+            xp = x[b : b + 1, n : n + 1].detach().requires_grad_(True)
+            y = hs.siren_forward(single, xp)
+            torch.testing.assert_close(diff.laplacian(y, xp)[0, 0], together[b, n], rtol=1e-12, atol=1e-9)
+            torch.testing.assert_close(diff.gradient(y, xp)[0, 0], grad_together[b, n], rtol=1e-12, atol=1e-12)
+
+
+def test_derivative_losses_differentiate_again():
+    """d/dw of a Laplacian loss by autograd equals a finite difference in that weight."""
+    _, params = siren_batch(batch=2, out_dim=1)
+    params = params.map(lambda t: t.detach().clone())
+    x = coords(batch=2, n=9)
+
+    def loss(p):
+        return diff.laplacian(hs.siren_forward(p, x), x).square().mean() + diff.gradient(
+            hs.siren_forward(p, x), x).square().mean()
+
+    w = params.weights[1].requires_grad_(True)
+    loss(params).backward()
+    analytic = w.grad[1, 3, 5].item()
+    eps = 1e-6
+    with torch.no_grad():
+        plus, minus = w.clone(), w.clone()
+        plus[1, 3, 5] += eps
+        minus[1, 3, 5] -= eps
+    numeric = (loss(params._replace(weights=(params.weights[0], plus) + params.weights[2:]))
+               - loss(params._replace(weights=(params.weights[0], minus) + params.weights[2:]))).item() / (2 * eps)
+    assert analytic == pytest.approx(numeric, rel=1e-5)
+
+
+# --- errors ----------------------------------------------------------------------------------------
+
+
+def test_colour_gradient_asks_for_jacobian():
+    x = coords()
+    y = torch.cat([x, x[..., :1]], dim=-1)
+    with pytest.raises(ValueError, match=r"expected a scalar field y \[B, N, 1\], got \(2, 11, 3\) .* use jacobian"):
+        diff.gradient(y, x)
+
+
+def test_coordinates_must_require_grad():
+    x = coords().detach()
+    with pytest.raises(ValueError, match=r"x does not require grad; call x.requires_grad_\(True\)"):
+        diff.laplacian(x.sum(-1, keepdim=True), x)
+
+
+def test_output_must_come_from_autograd():
+    x = coords()
+    with torch.no_grad():
+        y = x.sum(-1, keepdim=True)
+    with pytest.raises(ValueError, match="y does not require grad"):
+        diff.gradient(y, x)
+
+
+def test_mismatched_shapes_are_rejected():
+    x = coords(batch=2, n=11)
+    with pytest.raises(ValueError, match=r"expected y \[B, N, C\] with B, N = \(2, 11\) to match x, got \(3, 11, 1\)"):
+        diff.jacobian(torch.zeros(3, 11, 1, requires_grad=True), x)
+    with pytest.raises(ValueError, match=r"expected coordinates x \[B, N, D\], got \(11, 2\)"):
+        diff.gradient(torch.zeros(11, 1), x[0])
+    with pytest.raises(ValueError, match=r"expected a vector field v \[B, N, 2\]"):
+        diff.divergence(x.sum(-1, keepdim=True), x)
