@@ -7,12 +7,14 @@ set for each of the B samples. Compared, side by side in one run:
 - `loop`: a Python loop over B `Siren` modules, one call per sample (the baseline of the targets).
 - `vmap`: `torch.func.vmap` over `torch.func.functional_call` with stacked weights, on a SIREN module
   written the way a user without hypersiren writes it (`nn.Linear` layers, `sin(w0 * linear(x))`).
-- `floor`: the raw arithmetic alone, `bmm` and `sin` of the same shapes on pre-laid-out weights,
-  with no bias, no w0 and no checks (forward only): no implementation can do less.
+- `floor`: the raw arithmetic alone on pre-laid-out weights, with no bias, no w0, no checks and no
+  autograd: `bmm` and `sin` per layer forward; for forward+backward also `cos`, one product and two
+  `bmm`s per layer. `loop/floor` and `vmap/floor` bound the speed-up any implementation of the same
+  arithmetic can have over those baselines (hypersiren's blocking can go a little below the floor).
 
 `fwd` times a forward under `torch.no_grad()`; `fwd+bwd` a forward and the backward of a mean squared
-output with respect to every sample's weights. Each cell is the median of `--repeats` timed runs after
-one warm-up. Ratios > 1 mean hypersiren is faster (`hs/floor`: hypersiren's time over the floor's).
+output with respect to every sample's weights. Each cell is the median of at least `--repeats` timed runs (more for short cells) after
+one warm-up, the implementations interleaved round by round. Ratios > 1 mean hypersiren is faster (`hs/floor`: hypersiren's time over the floor's).
 
     python benchmarks/bench_functional.py [--quick] [--repeats 5] [--markdown]
 """
@@ -31,16 +33,24 @@ from torch.func import functional_call, vmap
 import hypersiren as hs
 
 IN_DIM, OUT_DIM, HIDDEN, DEPTH = 2, 3, 256, 5
+MIN_SECONDS = 1.0  # each cell runs at least `repeats` rounds and at least about this long
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: allocator, thread pool, lazy init
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_seconds(fns: dict, repeats: int) -> dict:
+    """Median wall time of each function, timed interleaved (one run of each per round) after a warm-up,
+    so that slow drifts of a shared machine hit every implementation alike."""
+    start = time.perf_counter()
+    for fn in fns.values():
+        fn()  # warm-up: allocator, thread pool, lazy init
+    round_seconds = time.perf_counter() - start
+    rounds = max(repeats, min(200, int(MIN_SECONDS / max(round_seconds, 1e-9))))  # short cells: more rounds
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def make_case(batch: int, n: int, seed: int = 0):
@@ -88,19 +98,39 @@ def implementations(modules, coords, params, stacked):
     return {"hypersiren": hypersiren_fn, "loop": loop_fn, "vmap": vmap_fn}
 
 
-def floor_fn(params, coords):
-    """bmm + sin of the shapes of the forward, weights already transposed and contiguous."""
-    weights_t = [w.detach().mT.contiguous() for w in params.weights]
+def floor_fns(params, coords):
+    """The raw arithmetic of the same shapes, weights pre-transposed and contiguous, no autograd.
 
-    def run():
+    forward: per layer one `bmm` and (hidden layers) one `sin`.
+    forward+backward: the forward keeping its tensors, then per layer `cos`, one product with the
+    incoming gradient and the two `bmm`s of the input and weight gradients.
+    """
+    weights_t = [w.detach().mT.contiguous() for w in params.weights]  # [B, in, out]
+    last = len(weights_t) - 1
+
+    def forward(keep=None):
         h = coords
         for i, w in enumerate(weights_t):
-            h = torch.bmm(h, w)
-            if i < len(weights_t) - 1:
-                h = torch.sin(h)
-        return h
+            if keep is not None:
+                keep.append(h)
+            z = torch.bmm(h, w)
+            if i < last:
+                if keep is not None:
+                    keep.append(z)
+                h = torch.sin(z)
+        return z
 
-    return run
+    def forward_backward():
+        kept = []
+        g = torch.ones_like(forward(kept))
+        for i in reversed(range(last + 1)):
+            if i < last:
+                g = g * torch.cos(kept[2 * i + 1])
+            torch.bmm(g.mT, kept[2 * i])
+            if i > 0:
+                g = torch.bmm(g, weights_t[i].mT)
+
+    return forward, forward_backward
 
 
 def all_params(modules, params, stacked):
@@ -110,11 +140,11 @@ def all_params(modules, params, stacked):
 def bench_size(batch: int, n: int, repeats: int) -> list[dict]:
     modules, coords, params, stacked = make_case(batch, n)
     impls = implementations(modules, coords, params, stacked)
+    floor_fwd, floor_bwd = floor_fns(params, coords)
     with torch.no_grad():
         outputs = {name: fn() for name, fn in impls.items()}
         max_diff = max((outputs[name] - outputs["hypersiren"]).abs().max().item() for name in ("loop", "vmap"))
-        fwd = {name: median_seconds(fn, repeats) for name, fn in impls.items()}
-        fwd["floor"] = median_seconds(floor_fn(params, coords), repeats)
+        fwd = median_seconds({**impls, "floor": floor_fwd}, repeats)
     del outputs
 
     def with_backward(fn):
@@ -124,23 +154,23 @@ def bench_size(batch: int, n: int, repeats: int) -> list[dict]:
             fn().square().mean().backward()
         return run
 
-    bwd = {name: median_seconds(with_backward(fn), repeats) for name, fn in impls.items()}
+    bwd = median_seconds({**{name: with_backward(fn) for name, fn in impls.items()}, "floor": floor_bwd}, repeats)
     rows = []
     for mode, times in (("fwd", fwd), ("fwd+bwd", bwd)):
         hs_t = times["hypersiren"]
         rows.append({
             "B": batch, "N": n, "mode": mode,
             "hypersiren_ms": hs_t * 1e3, "loop_ms": times["loop"] * 1e3, "vmap_ms": times["vmap"] * 1e3,
-            "floor_ms": times.get("floor", float("nan")) * 1e3,
-            "loop/hs": times["loop"] / hs_t, "vmap/hs": times["vmap"] / hs_t,
-            "hs/floor": hs_t / times["floor"] if "floor" in times else float("nan"),
+            "floor_ms": times["floor"] * 1e3,
+            "loop/hs": times["loop"] / hs_t, "vmap/hs": times["vmap"] / hs_t, "hs/floor": hs_t / times["floor"],
+            "loop/floor": times["loop"] / times["floor"], "vmap/floor": times["vmap"] / times["floor"],
             "max_abs_diff": max_diff,
         })
     return rows
 
 
 COLUMNS = ["B", "N", "mode", "hypersiren_ms", "loop_ms", "vmap_ms", "floor_ms", "loop/hs", "vmap/hs", "hs/floor",
-           "max_abs_diff"]
+           "loop/floor", "vmap/floor", "max_abs_diff"]
 
 
 def format_cell(key: str, value) -> str:

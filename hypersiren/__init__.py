@@ -15,7 +15,8 @@ from .coords import (
     signal_to_points,
 )
 from .params import LayerShapes, SirenParams, num_params, siren_layer_shapes, stack_params
-from .siren import Siren, siren_forward, siren_init_bounds
+from .forward import siren_forward
+from .siren import Siren, siren_init_bounds
 
 __version__ = "0.1.0"
 

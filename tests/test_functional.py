@@ -5,7 +5,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 import hypersiren as hs
-import hypersiren.siren as siren_module
+import hypersiren.forward as forward_module
 
 
 def make_modules(batch, *, in_dim=2, out_dim=3, hidden_dim=32, depth=4, dtype=torch.float32, seed=0):
@@ -59,7 +59,7 @@ def test_cache_blocking_changes_nothing(batch, n, monkeypatch):
     out = hs.siren_forward(params, coords)
     out.square().sum().backward()
     grads = [w.grad.clone() for w in params.weights]
-    monkeypatch.setattr(siren_module, "CPU_BLOCK_ELEMENTS", 500)  # forces many small blocks
+    monkeypatch.setattr(forward_module, "CPU_BLOCK_ELEMENTS", 500)  # forces many small blocks
     for w in params.weights:
         w.grad = None
     blocked = hs.siren_forward(params, coords)
@@ -161,3 +161,55 @@ def test_inconsistent_params_are_rejected():
         broken_chain.flatten()
     with pytest.raises(ValueError, match=r"expected flat \[\.\.\., \d+\] for layer shapes .* got \(3, 10\)"):
         hs.SirenParams.unflatten(torch.zeros(3, 10), params.layer_shapes)
+
+
+@pytest.mark.parametrize("block_elements", [500, 2**19])
+def test_weight_gradients_of_fused_path_equal_the_graph_path(block_elements, monkeypatch):
+    """Training on values takes a hand-written backward; it must equal autograd's on the plain ops."""
+    monkeypatch.setattr(forward_module, "CPU_BLOCK_ELEMENTS", block_elements)
+    params = hs.stack_params(make_modules(5, depth=4, dtype=torch.float64)).map(
+        lambda t: t.detach().requires_grad_(True))
+    coords = torch.rand(5, 77, 2, dtype=torch.float64) * 2 - 1
+    target = torch.randn(5, 77, 3, dtype=torch.float64)
+    tensors = params.weights + params.biases
+
+    fused = hs.siren_forward(params, coords)
+    assert fused.grad_fn.name() == "_FusedSirenBackward"
+    fused_grads = torch.autograd.grad((fused - target).square().mean(), tensors)
+    graph = hs.siren_forward(params, coords, higher_order=True)
+    graph_grads = torch.autograd.grad((graph - target).square().mean(), tensors)
+    torch.testing.assert_close(fused, graph, rtol=0, atol=1e-12)
+    for a, b in zip(fused_grads, graph_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-13)
+
+
+def test_second_order_through_weights_needs_higher_order():
+    params = hs.stack_params(make_modules(2, dtype=torch.float64)).map(lambda t: t.detach().requires_grad_(True))
+    coords = torch.rand(2, 5, 2, dtype=torch.float64)
+    w = params.weights[1]
+
+    def grad_norm(higher_order):
+        out = hs.siren_forward(params, coords, higher_order=higher_order)
+        (g,) = torch.autograd.grad(out.square().sum(), w, create_graph=True)
+        return g.square().sum()
+
+    with pytest.raises(RuntimeError, match=r"call siren_forward\(\.\.\., higher_order=True\)"):
+        grad_norm(False)
+    (second,) = torch.autograd.grad(grad_norm(True), w)
+    eps = 1e-6
+    values = []
+    for step in (eps, -2 * eps, eps):
+        with torch.no_grad():
+            w[0, 1, 2] += step
+        values.append(grad_norm(True).item())
+    plus, minus = values[0], values[1]
+    assert second[0, 1, 2].item() == pytest.approx((plus - minus) / (2 * eps), rel=1e-5)
+
+
+def test_changing_weights_between_forward_and_backward_raises():
+    params = hs.stack_params(make_modules(2)).map(lambda t: t.detach().requires_grad_(True))
+    out = hs.siren_forward(params, torch.rand(2, 5, 2))
+    with torch.no_grad():
+        params.weights[0].add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
