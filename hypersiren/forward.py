@@ -77,25 +77,34 @@ def _blocks(batch: int, n: int, width: int, device: torch.device) -> Iterator[tu
 def _block_forward(weights, biases, scales, coords: Tensor, keep: list | None) -> Tensor:
     """Forward without autograd. With `keep`, appends each block's layer inputs and pre-activations."""
     batch, n = coords.shape[:2]
-    width = max(w.shape[-2] for w in weights)
-    out = coords.new_empty(batch, n, weights[-1].shape[-2])
-    last = len(weights) - 1
+    blocks = list(_blocks(batch, n, max(w.shape[-2] for w in weights), coords.device))
     with torch.no_grad():
-        for samples, points in _blocks(batch, n, width, coords.device):
-            h, inputs, preacts = coords[samples, points], [], []
-            for i, (w, b, s) in enumerate(zip(weights, biases, scales)):
-                inputs.append(h)
-                z = torch.baddbmm(b[samples].unsqueeze(1), h, w[samples].mT, beta=s, alpha=s)  # [b, n, out_i]
-                if i == last:
-                    out[samples, points] = z
-                elif keep is None:
-                    h = z.sin_()
-                else:
-                    preacts.append(z)
-                    h = torch.sin(z)
-            if keep is not None:
-                keep.append((samples, points, inputs, preacts))
+        if len(blocks) == 1:  # small inputs: no slicing, no copy into an output buffer
+            return _block_layers(weights, biases, scales, coords, slice(None), keep, blocks[0])
+        out = coords.new_empty(batch, n, weights[-1].shape[-2])
+        for samples, points in blocks:
+            out[samples, points] = _block_layers(
+                weights, biases, scales, coords[samples, points], samples, keep, (samples, points))
     return out
+
+
+def _block_layers(weights, biases, scales, h: Tensor, samples: slice, keep: list | None, block) -> Tensor:
+    """One block `h [b, n, in]` through every layer -> `[b, n, out]`; in-place sines unless kept."""
+    inputs, preacts, last = [], [], len(weights) - 1
+    for i, (w, b, s) in enumerate(zip(weights, biases, scales)):
+        z = torch.baddbmm(b[samples].unsqueeze(1), h, w[samples].mT, beta=s, alpha=s)  # [b, n, out_i]
+        if keep is not None:
+            inputs.append(h)
+        if i == last:
+            break
+        if keep is None:  # nothing is kept, so the buffers of earlier layers are freed and reused
+            h = z.sin_()
+        else:
+            preacts.append(z)
+            h = torch.sin(z)
+    if keep is not None:
+        keep.append((*block, inputs, preacts))
+    return z
 
 
 class _FusedSiren(torch.autograd.Function):
@@ -165,24 +174,24 @@ def _graph_layers(weights, biases, h: Tensor) -> Tensor:
     return h
 
 
-def _check_forward_inputs(params: SirenParams, coords: Tensor) -> None:
+def _check_forward_inputs(params: SirenParams, coords: Tensor, caller: str = "siren_forward") -> None:
     if not isinstance(params, SirenParams):
-        raise TypeError(f"siren_forward: expected params to be a SirenParams, got {type(params).__name__}")
-    params.validate("siren_forward")
+        raise TypeError(f"{caller}: expected params to be a SirenParams, got {type(params).__name__}")
+    params.validate(caller)
     if len(params.batch_shape) != 1:
         raise ValueError(
-            "siren_forward: expected params with one batch dimension (weights [B, out, in]), "
+            f"{caller}: expected params with one batch dimension (weights [B, out, in]), "
             f"got weight 0 of shape {tuple(params.weights[0].shape)}"
         )
     batch, in_dim = params.batch_shape[0], params.in_dim
     if coords.dim() != 3 or coords.shape[0] != batch or coords.shape[-1] != in_dim:
         raise ValueError(
-            f"siren_forward: expected coords [B, N, {in_dim}] with B={batch} to match params, "
+            f"{caller}: expected coords [B, N, {in_dim}] with B={batch} to match params, "
             f"got {tuple(coords.shape)}"
         )
     w = params.weights[0]
     if coords.dtype != w.dtype or coords.device != w.device:
         raise ValueError(
-            f"siren_forward: coords are {coords.dtype} on {coords.device} but params are {w.dtype} on "
+            f"{caller}: coords are {coords.dtype} on {coords.device} but params are {w.dtype} on "
             f"{w.device}; move one to match the other"
         )

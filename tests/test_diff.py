@@ -161,3 +161,61 @@ def test_mismatched_shapes_are_rejected():
         diff.gradient(torch.zeros(11, 1), x[0])
     with pytest.raises(ValueError, match=r"expected a vector field v \[B, N, 2\]"):
         diff.divergence(x.sum(-1, keepdim=True), x)
+
+
+# --- closed form ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth, dim, out_dim", [(1, 2, 1), (2, 3, 2), (5, 2, 3)])
+def test_closed_form_equals_autograd_in_float64(depth, dim, out_dim):
+    torch.manual_seed(0)
+    modules = [hs.Siren(dim, out_dim, hidden_dim=24, depth=depth, w0_first=20.0, w0=25.0).double()
+               for _ in range(3)]
+    params = hs.stack_params(modules)
+    x = coords(batch=3, n=8, dim=dim)
+    y = hs.siren_forward(params, x, w0_first=20.0, w0=25.0)
+    closed = diff.siren_derivatives(params, x.detach(), w0_first=20.0, w0=25.0)
+    assert closed.values.shape == (3, 8, out_dim) and closed.jacobian.shape == (3, 8, out_dim, dim)
+    torch.testing.assert_close(closed.values, y, rtol=0, atol=1e-12)
+    torch.testing.assert_close(closed.jacobian, diff.jacobian(y, x), rtol=0, atol=1e-10)
+    torch.testing.assert_close(closed.laplacian, diff.laplacian(y, x), rtol=0, atol=1e-10 * 30**2)
+
+
+def test_closed_form_in_float32_matches_autograd_to_round_off():
+    _, params = siren_batch(batch=2, out_dim=1, depth=5, hidden_dim=256)
+    params = params.map(lambda t: t.float())
+    x = coords(batch=2, n=50, dtype=torch.float32)
+    y = hs.siren_forward(params, x)
+    closed = diff.siren_derivatives(params, x.detach())
+    grad, lap = diff.gradient(y, x), diff.laplacian(y, x)
+    assert (closed.jacobian[..., 0, :] - grad).abs().max() < 1e-5 * grad.abs().max()
+    assert (closed.laplacian - lap).abs().max() < 1e-5 * lap.abs().max()
+
+
+def test_closed_form_losses_give_autograd_weight_gradients():
+    """A loss on closed-form derivatives backpropagates to the same weight gradients as double backward."""
+    _, params = siren_batch(batch=2, out_dim=1)
+    params = params.map(lambda t: t.detach().requires_grad_(True))
+    x = coords(batch=2, n=9)
+    target = torch.randn(2, 9, 1, dtype=torch.float64)
+    tensors = params.weights + params.biases
+
+    closed = diff.siren_derivatives(params, x.detach())
+    loss = (closed.laplacian - target).square().mean() + closed.jacobian.square().mean() + closed.values.mean()
+    closed_grads = torch.autograd.grad(loss, tensors)
+    y = hs.siren_forward(params, x)
+    loss = (diff.laplacian(y, x) - target).square().mean() + diff.jacobian(y, x).square().mean() + y.mean()
+    for a, b in zip(closed_grads, torch.autograd.grad(loss, tensors)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_first_order_only_skips_the_laplacian():
+    _, params = siren_batch(batch=1, out_dim=1)
+    out = diff.siren_derivatives(params, coords(batch=1).detach(), laplacian=False)
+    assert out.laplacian is None and out.jacobian.shape == (1, 11, 1, 2)
+
+
+def test_closed_form_checks_its_inputs():
+    _, params = siren_batch(batch=3)
+    with pytest.raises(ValueError, match=r"siren_derivatives: expected coords \[B, N, 2\] with B=3"):
+        diff.siren_derivatives(params, coords(batch=2))

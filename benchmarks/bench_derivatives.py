@@ -1,0 +1,100 @@
+"""Training steps with losses on a SIREN's derivatives: closed form against autograd's double backward.
+
+The network is the paper's Poisson network (2 -> 256 x 3 hidden -> 1, depth 5) on a full image grid
+(256 x 256 by default). One step = forward, the loss on the derivatives, backward to every weight:
+
+- `laplacian`: mean squared error of the Laplacian (Poisson reconstruction from a Laplacian);
+- `gradient`: mean over pixels of the squared gradient error (Poisson reconstruction from gradients).
+
+`autograd` takes `hypersiren.diff.laplacian` / `gradient` on `siren_forward` (create_graph, then a
+backward through the double-backward graph); `closed_form` takes `hypersiren.diff.siren_derivatives`
+(derivatives carried through the layers, one ordinary backward). Both give the same weight
+gradients to round-off (checked here). The baseline is `autograd`; ratios > 1 mean closed form is faster.
+Each cell is the median of `--repeats` steps, the two methods interleaved, after one warm-up step.
+
+    python benchmarks/bench_derivatives.py [--side 256] [--repeats 5] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+
+import hypersiren as hs
+from hypersiren import diff
+
+
+def make_step(kind: str, method: str, params: hs.SirenParams, coords: torch.Tensor, target: torch.Tensor):
+    tensors = params.weights + params.biases
+
+    def derivative():
+        if method == "closed_form":
+            out = diff.siren_derivatives(params, coords, laplacian=kind == "laplacian")
+            return out.laplacian if kind == "laplacian" else out.jacobian[..., 0, :]
+        x = coords.clone().requires_grad_(True)
+        y = hs.siren_forward(params, x)
+        return diff.laplacian(y, x) if kind == "laplacian" else diff.gradient(y, x)
+
+    def step():
+        loss = (derivative() - target).square().sum(-1).mean()
+        return torch.autograd.grad(loss, tensors, allow_unused=True)
+
+    return step
+
+
+def bench(side: int, repeats: int) -> list[dict]:
+    torch.manual_seed(0)
+    params = hs.Siren(2, 1).params().map(lambda t: t.detach().clone().requires_grad_(True))
+    coords = hs.grid((side, side)).unsqueeze(0)  # [1, N, 2]
+    rows = []
+    for kind, channels in (("laplacian", 1), ("gradient", 2)):
+        target = torch.randn(1, side * side, channels)
+        steps = {m: make_step(kind, m, params, coords, target) for m in ("autograd", "closed_form")}
+        grads = {m: fn() for m, fn in steps.items()}  # also the warm-up
+        rel_err = max(
+            ((a - b).abs().max() / b.abs().max()).item()
+            for a, b in zip(grads["closed_form"], grads["autograd"]) if b is not None
+        )
+        times = {m: [] for m in steps}
+        for _ in range(repeats):
+            for m, fn in steps.items():
+                start = time.perf_counter()
+                fn()
+                times[m].append(time.perf_counter() - start)
+        med = {m: statistics.median(t) for m, t in times.items()}
+        rows.append({
+            "loss": kind, "grid": f"{side}x{side}", "autograd_s": med["autograd"],
+            "closed_form_s": med["closed_form"], "speed-up": med["autograd"] / med["closed_form"],
+            "grad_rel_diff": rel_err,
+        })
+    return rows
+
+
+def main(args: argparse.Namespace) -> list[dict]:
+    print(f"# bench_derivatives: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.machine()}; median of {args.repeats}; baseline = autograd")
+    rows = bench(args.side, args.repeats)
+    cols = list(rows[0])
+    fmt = {"autograd_s": "{:.3f}", "closed_form_s": "{:.3f}", "speed-up": "{:.2f}x", "grad_rel_diff": "{:.1e}"}
+    cells = [[fmt.get(c, "{}").format(r[c]) for c in cols] for r in rows]
+    if args.markdown:
+        print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+        for line in cells:
+            print("| " + " | ".join(line) + " |")
+    else:
+        print("  ".join(c.rjust(14) for c in cols))
+        for line in cells:
+            print("  ".join(v.rjust(14) for v in line))
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--side", type=int, default=256, help="image side; N = side^2 points")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--markdown", action="store_true")
+    main(parser.parse_args())
