@@ -1,10 +1,11 @@
 """hypersiren: priors over implicit neural representations.
 
 SIRENs with the paper's exact conventions, evaluated with a separate weight set per sample in one
-batched forward, and derivative operators that work with per-sample weights.
+batched forward; derivative operators that work with per-sample weights; and `HyperSiren`, a set
+encoder and hypernetwork that predict a SIREN per signal from a few context points.
 """
 
-from . import diff
+from . import data, diff, prior
 from .coords import (
     channels_first,
     channels_last,
@@ -16,22 +17,31 @@ from .coords import (
 )
 from .params import LayerShapes, SirenParams, num_params, siren_layer_shapes, stack_params
 from .forward import siren_forward
+from .prior import Context, HyperSiren, HyperSirenConfig, Prediction, SetEncoder, prior_loss
 from .siren import Siren, siren_init_bounds
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Context",
+    "HyperSiren",
+    "HyperSirenConfig",
     "LayerShapes",
+    "Prediction",
+    "SetEncoder",
     "Siren",
     "SirenParams",
     "channels_first",
     "channels_last",
+    "data",
     "diff",
     "grid",
     "image_to_points",
     "num_params",
     "points_to_image",
     "points_to_signal",
+    "prior",
+    "prior_loss",
     "siren_forward",
     "siren_init_bounds",
     "siren_layer_shapes",

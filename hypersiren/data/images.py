@@ -1,0 +1,125 @@
+"""Image collections for priors: arrays on disk, image folders, CelebA's aligned layout, packaged faces.
+
+Every loader returns `uint8 [N, H, W, C]` (C = 1 or 3). `square_resize` then centre-crops to a
+square and resizes with an antialiased bilinear filter (stated here because the reference code's
+resize filter changed with its Pillow version: it used NEAREST).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+CELEBA_SPLITS = {"train": 0, "val": 1, "test": 2}
+
+
+def load_image_array(path: str | os.PathLike, key: str = "images") -> np.ndarray:
+    """Images from an `.npz` (array under `key`) or `.npy` file: `uint8 [N, H, W, C]`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_image_array: no file at {path}")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            if key not in archive:
+                raise ValueError(f"load_image_array: {path} has no array {key!r}; it has {sorted(archive.files)}")
+            images = archive[key]
+    elif path.suffix == ".npy":
+        images = np.load(path, allow_pickle=False)
+    else:
+        raise ValueError(f"load_image_array: expected a .npz or .npy file, got {path}")
+    return _checked(images, str(path))
+
+
+def load_image_folder(path: str | os.PathLike, limit: int | None = None) -> np.ndarray:
+    """All images in a folder (sorted by name), which must share one size: `uint8 [N, H, W, C]`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"load_image_folder: no folder at {path}")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not files:
+        raise ValueError(f"load_image_folder: no {'/'.join(IMAGE_SUFFIXES)} files in {path}")
+    images = [_read_rgb(f) for f in files]
+    sizes = {im.shape for im in images}
+    if len(sizes) > 1:
+        raise ValueError(f"load_image_folder: images in {path} differ in size ({sorted(sizes)[:3]}...); "
+                         "resize them to one size first")
+    return np.stack(images)
+
+
+def load_celeba(root: str | os.PathLike, split: str = "train", limit: int | None = None) -> np.ndarray:
+    """CelebA from its official aligned layout: `root/img_align_celeba/*.jpg` and
+    `root/list_eval_partition.txt` (`000001.jpg 0` per line; 0 train, 1 val, 2 test)."""
+    root = Path(root)
+    if split not in CELEBA_SPLITS:
+        raise ValueError(f"load_celeba: split must be one of {sorted(CELEBA_SPLITS)}, got {split!r}")
+    partition, folder = root / "list_eval_partition.txt", root / "img_align_celeba"
+    for needed in (partition, folder):
+        if not needed.exists():
+            raise FileNotFoundError(
+                f"load_celeba: missing {needed}; expected CelebA's aligned layout (img_align_celeba/ and "
+                "list_eval_partition.txt) under the root folder"
+            )
+    names = [line.split()[0] for line in partition.read_text().splitlines()
+             if line.strip() and int(line.split()[1]) == CELEBA_SPLITS[split]][:limit]
+    images = []
+    for name in names:
+        file = folder / name
+        if not file.is_file():
+            raise FileNotFoundError(f"load_celeba: {file} is listed in {partition.name} but missing")
+        images.append(_read_rgb(file))
+    return np.stack(images)
+
+
+def load_packaged_faces() -> np.ndarray:
+    """The 100 real 25x25 grey faces that ship with scikit-image: `uint8 [100, 25, 25, 1]`.
+
+    `skimage.data.lfw_subset()` holds 200 crops: the first 100 are faces, the rest are not.
+    """
+    try:
+        from skimage.data import lfw_subset
+    except ImportError as error:  # pragma: no cover - scikit-image is an install requirement
+        raise ImportError("load_packaged_faces needs scikit-image (pip install scikit-image)") from error
+    faces = lfw_subset()[:100]  # float in [0, 1], [100, 25, 25]
+    return np.round(faces * 255).astype(np.uint8)[..., None]
+
+
+def square_resize(images: np.ndarray, resolution: int) -> torch.Tensor:
+    """Centre-crop to a square and resize (antialiased bilinear): `uint8 [N, H, W, C]` ->
+    `float32 [N, resolution, resolution, C]` in [0, 1]."""
+    images = _checked(images, "square_resize")
+    if not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"square_resize: resolution must be a positive int, got {resolution!r}")
+    h, w = images.shape[1:3]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    x = torch.from_numpy(images[:, top : top + side, left : left + side]).permute(0, 3, 1, 2).float() / 255.0
+    if side != resolution:
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp(0, 1).permute(0, 2, 3, 1).contiguous()
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image  # Pillow comes with torchvision and scikit-image
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except OSError as error:
+        raise ValueError(f"cannot read image {path}: {error}") from error
+
+
+def _checked(images: np.ndarray, where: str) -> np.ndarray:
+    if images.ndim == 3:  # [N, H, W]: grey
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"{where}: expected images [N, H, W, C] with C = 1 or 3, got shape {images.shape}")
+    if images.dtype != np.uint8:
+        raise ValueError(f"{where}: expected uint8 pixel values, got {images.dtype}")
+    if images.shape[0] == 0:
+        raise ValueError(f"{where}: no images")
+    return images

@@ -1,0 +1,76 @@
+"""Run folders: creation rules, atomic checkpoints and JSON files.
+
+A run folder holds `config.json`, TensorBoard events, `checkpoint.pt` and `metrics.json`. An existing,
+non-empty folder is an error unless the caller resumes or overwrites. Every file is written to a
+temporary name in the same folder and renamed into place, so an interrupted write never replaces
+the last good file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Create the run folder; refuse to reuse a non-empty one unless `resume` or `overwrite`."""
+    if resume and overwrite:
+        raise ValueError("prepare_run_dir: choose one of resume and overwrite, not both")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"run folder {path} is a file")
+    used = path.is_dir() and any(path.iterdir())
+    if resume:
+        if not (path / CHECKPOINT).is_file():
+            raise FileNotFoundError(f"cannot resume: no {CHECKPOINT} in {path}")
+    elif used:
+        if not overwrite:
+            raise FileExistsError(f"run folder {path} already exists and is not empty; pass --resume to continue it "
+                                  "or --overwrite to start over")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """`torch.save` to a temporary file, then rename over `path`."""
+    _atomic_write(Path(path), lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())

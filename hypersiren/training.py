@@ -1,0 +1,164 @@
+"""Training a `HyperSiren` prior on a collection of images, with exact resume.
+
+Each step draws a batch of images and a context per image (`sample_context`) from one seeded
+`torch.Generator`, predicts every pixel from the context and takes an Adam step on `prior_loss`.
+The generator's state, the model and the optimiser go into every checkpoint, so a resumed run
+draws the same batches and, on the CPU, reproduces the same losses as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .coords import image_to_points
+from .data.context import sample_context
+from .prior import HyperSiren, HyperSirenConfig, prior_loss
+from .runs import CHECKPOINT, load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 100
+    lr: float = 5e-5
+    clip_grad_norm: float | None = 1.0  # None: no clipping
+    latent_weight: float = 0.1
+    param_weight: float = 100.0
+    min_context: int = 10
+    max_context: int = 200
+    seed: int = 0
+    checkpoint_every_s: float = 300.0  # also written at the end
+    time_budget_s: float | None = None  # stop early once this many seconds of training have run
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"TrainConfig: steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig: lr must be positive, got {self.lr}")
+        if not 1 <= self.min_context <= self.max_context:
+            raise ValueError(f"TrainConfig: need 1 <= min_context <= max_context, got {self.min_context}, {self.max_context}")
+
+
+@dataclass
+class StepLog:
+    step: int
+    loss: float
+    mse: float
+    latent: float
+    params: float
+    psnr: float  # of the prediction of every pixel, in [0, 1] units
+
+
+def mse_to_psnr(mse: float) -> float:
+    return 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")
+
+
+class PriorTrainer:
+    """Owns the model, optimiser, data and generator of one run; `run()` trains to `steps` or the budget."""
+
+    def __init__(self, model_config: HyperSirenConfig, train_config: TrainConfig, images: Tensor, run_dir: Path):
+        if images.dim() != 4 or images.shape[-1] != model_config.value_dim:
+            raise ValueError(
+                f"PriorTrainer: expected images [N, H, W, {model_config.value_dim}] in [0, 1] for a model with "
+                f"value_dim={model_config.value_dim}, got {tuple(images.shape)}"
+            )
+        n_pixels = images.shape[1] * images.shape[2]
+        if train_config.max_context > n_pixels:
+            raise ValueError(f"PriorTrainer: max_context={train_config.max_context} exceeds the {n_pixels} pixels per image")
+        self.model_config, self.config, self.run_dir = model_config, train_config, Path(run_dir)
+        torch.manual_seed(train_config.seed)
+        self.model = HyperSiren(model_config)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
+        self.generator = torch.Generator().manual_seed(train_config.seed)
+        coords, values = image_to_points(images)
+        self.coords, self.values = coords[:1], values * 2 - 1  # [1, N, 2] shared grid; values in [-1, 1]
+        self.step = 0
+        self.elapsed = 0.0  # seconds of training, summed over resumed segments
+
+    def state(self) -> dict:
+        return {
+            "kind": "hypersiren.prior",
+            "model_config": dataclasses.asdict(self.model_config),
+            "train_config": dataclasses.asdict(self.config),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+        }
+
+    def load_state(self, state: dict) -> None:
+        if state["model_config"] != dataclasses.asdict(self.model_config):
+            raise ValueError("checkpoint was written for a different model configuration; resume with the same preset")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.step, self.elapsed = state["step"], state["elapsed"]
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir / CHECKPOINT, self.state())
+
+    def train_step(self) -> StepLog:
+        c = self.config
+        index = torch.randint(0, self.values.shape[0], (c.batch_size,), generator=self.generator)
+        values = self.values[index]  # [B, N, C]
+        coords = self.coords.expand(c.batch_size, -1, -1)
+        context = sample_context(coords, values, max_points=c.max_context, min_points=c.min_context,
+                                 generator=self.generator)
+        pred = self.model(context, coords)
+        loss = prior_loss(pred, values, latent_weight=c.latent_weight, param_weight=c.param_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        if c.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip_grad_norm)
+        self.optimizer.step()
+        self.step += 1
+        mse01 = loss.mse.item() / 4  # [-1, 1] units -> [0, 1] units
+        return StepLog(self.step, loss.total.item(), loss.mse.item(), loss.latent.item(), loss.params.item(),
+                       mse_to_psnr(mse01))
+
+    def run(self, on_step: Callable[[StepLog], None] | None = None) -> list[StepLog]:
+        """Train until `steps` or the time budget; checkpoint every `checkpoint_every_s` and at the end."""
+        c = self.config
+        logs: list[StepLog] = []
+        last_save = time.perf_counter()
+        while self.step < c.steps and (c.time_budget_s is None or self.elapsed < c.time_budget_s):
+            start = time.perf_counter()
+            entry = self.train_step()
+            self.elapsed += time.perf_counter() - start
+            if not math.isfinite(entry.loss):
+                raise FloatingPointError(f"loss became {entry.loss} at step {entry.step}; the last good checkpoint "
+                                         f"in {self.run_dir} is kept")
+            logs.append(entry)
+            if on_step is not None:
+                on_step(entry)
+            if time.perf_counter() - last_save >= c.checkpoint_every_s:
+                self.save()
+                last_save = time.perf_counter()
+        self.save()
+        return logs
+
+    @classmethod
+    def resume(cls, run_dir: Path, images: Tensor, *, steps: int | None = None,
+               time_budget_s: float | None = None) -> "PriorTrainer":
+        """Rebuild a run from its checkpoint; `steps` / `time_budget_s` may extend it."""
+        state = load_checkpoint(Path(run_dir) / CHECKPOINT)
+        if state.get("kind") != "hypersiren.prior":
+            raise ValueError(f"checkpoint is of kind {state.get('kind')!r}, not a hypersiren prior")
+        config = TrainConfig(**state["train_config"])
+        overrides = {k: v for k, v in (("steps", steps), ("time_budget_s", time_budget_s)) if v is not None}
+        config = dataclasses.replace(config, **overrides)
+        trainer = cls(HyperSirenConfig(**state["model_config"]), config, images, run_dir)
+        trainer.load_state(state)
+        return trainer

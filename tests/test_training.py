@@ -1,0 +1,84 @@
+"""Prior training: it learns, it resumes exactly, and run folders and checkpoints are safe."""
+
+import pytest
+import torch
+
+from hypersiren.prior import HyperSirenConfig
+from hypersiren.runs import CHECKPOINT, load_checkpoint, prepare_run_dir, save_checkpoint
+from hypersiren.training import PriorTrainer, TrainConfig
+
+TINY_MODEL = HyperSirenConfig(value_dim=1, latent_dim=32, encoder_hidden=32, encoder_depth=2, siren_hidden=32,
+                              siren_depth=3, head_hidden=32, heads="low_rank", rank=32)
+
+
+def smooth_images(n=4, side=8, seed=0):
+    """Grey images of smooth random waves, [n, side, side, 1] in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side), indexing="ij")
+    freq = torch.rand(n, 2, generator=g) * 3
+    phase = torch.rand(n, 1, 1, generator=g) * 6
+    waves = torch.sin(freq[:, :1, None] * 3 * y + freq[:, 1:, None] * 3 * x + phase)
+    return ((waves + 1) / 2).unsqueeze(-1)
+
+
+def test_tiny_prior_overfits_a_handful_of_images(tmp_path):
+    config = TrainConfig(steps=300, batch_size=4, lr=1e-3, min_context=5, max_context=20,
+                         latent_weight=0.0, param_weight=0.0, checkpoint_every_s=1e9)
+    trainer = PriorTrainer(TINY_MODEL, config, smooth_images(), tmp_path)
+    logs = trainer.run()
+    first = sum(log.mse for log in logs[:10]) / 10
+    last = sum(log.mse for log in logs[-10:]) / 10
+    assert last < first / 10, f"mse {first:.4f} -> {last:.4f}"
+    assert (tmp_path / CHECKPOINT).is_file()
+
+
+def test_resume_continues_exactly(tmp_path):
+    config = TrainConfig(steps=6, batch_size=3, lr=1e-3, min_context=4, max_context=12, checkpoint_every_s=1e9)
+    images = smooth_images()
+    straight = [log.loss for log in PriorTrainer(TINY_MODEL, config, images, tmp_path / "a").run()]
+
+    first = PriorTrainer(TINY_MODEL, TrainConfig(**{**config.__dict__, "steps": 3}), images, tmp_path / "b")
+    head = [log.loss for log in first.run()]
+    resumed = PriorTrainer.resume(tmp_path / "b", images, steps=6)
+    assert resumed.step == 3
+    tail = [log.loss for log in resumed.run()]
+    assert head + tail == straight  # bit-identical on the CPU
+
+
+def test_checkpoint_is_of_the_right_kind(tmp_path):
+    save_checkpoint(tmp_path / CHECKPOINT, {"kind": "something.else", "model_config": {}})
+    with pytest.raises(ValueError, match="checkpoint is of kind 'something.else', not a hypersiren prior"):
+        PriorTrainer.resume(tmp_path, smooth_images())
+
+
+def test_bad_training_inputs(tmp_path):
+    with pytest.raises(ValueError, match=r"expected images \[N, H, W, 1\]"):
+        PriorTrainer(TINY_MODEL, TrainConfig(), torch.rand(4, 8, 8, 3), tmp_path)
+    with pytest.raises(ValueError, match="max_context=200 exceeds the 64 pixels per image"):
+        PriorTrainer(TINY_MODEL, TrainConfig(), smooth_images(), tmp_path)
+    with pytest.raises(ValueError, match="need 1 <= min_context <= max_context"):
+        TrainConfig(min_context=50, max_context=20)
+
+
+def test_run_folder_rules(tmp_path):
+    run = prepare_run_dir(tmp_path / "run")
+    (run / "config.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="already exists and is not empty; pass --resume .* or --overwrite"):
+        prepare_run_dir(run)
+    with pytest.raises(FileNotFoundError, match="cannot resume: no checkpoint.pt"):
+        prepare_run_dir(run, resume=True)
+    assert not any(prepare_run_dir(run, overwrite=True).iterdir())
+
+
+def test_failed_checkpoint_write_keeps_the_last_good_one(tmp_path):
+    path = tmp_path / CHECKPOINT
+    save_checkpoint(path, {"step": 1})
+
+    class Unsaveable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(Exception):
+        save_checkpoint(path, {"step": 2, "bad": Unsaveable()})
+    assert load_checkpoint(path) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]  # no temporary file left behind
