@@ -126,6 +126,10 @@ def siren_derivatives(
     matmul, so a loss on them needs one ordinary backward pass instead of autograd's double backward.
     Same numbers as `jacobian`/`laplacian` on `siren_forward`, to round-off; differentiable in
     `params` (and `coords`).
+
+    Cost: the matmuls carry `2 + D` rows per point (`1 + D` without the Laplacian). For a Laplacian
+    loss this beats autograd's double backward (1.85x per training step at 256x256 on a 2-core CPU,
+    see BENCHMARKS.md); for first derivatives alone, autograd's reverse mode (`gradient`) is faster.
     """
     _check_forward_inputs(params, coords, "siren_derivatives")
     batch, n, dim = coords.shape
