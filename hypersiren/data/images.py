@@ -123,3 +123,18 @@ def _checked(images: np.ndarray, where: str) -> np.ndarray:
     if images.shape[0] == 0:
         raise ValueError(f"{where}: no images")
     return images
+
+
+def load_collection(source: str | os.PathLike, *, split: str = "train", limit: int | None = None) -> np.ndarray:
+    """Images from any supported source: `faces` (the packaged default), an `.npz`/`.npy` array, a CelebA
+    root (holding `list_eval_partition.txt`) or a folder of images. `uint8 [N, H, W, C]`."""
+    if str(source) == "faces":
+        return load_packaged_faces()[:limit]
+    path = Path(source)
+    if path.is_file():
+        return load_image_array(path)[:limit]
+    if (path / "list_eval_partition.txt").is_file():
+        return load_celeba(path, split, limit)
+    if path.is_dir():
+        return load_image_folder(path, limit)
+    raise FileNotFoundError(f"no image data at {path}: expected 'faces', an .npz/.npy file, a CelebA root or an image folder")
