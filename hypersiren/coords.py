@@ -86,3 +86,14 @@ def channels_first(images: Tensor) -> Tensor:
 
 def _float_dtype(t: Tensor) -> torch.dtype:
     return t.dtype if t.is_floating_point() else torch.get_default_dtype()
+
+
+def grid_index(coords: Tensor, shape: Sequence[int]) -> Tensor:
+    """Flat row-major index into `grid(shape)` of coordinates that lie on that grid: `[..., D]` -> `[...]`."""
+    shape = tuple(shape)
+    if coords.shape[-1] != len(shape):
+        raise ValueError(f"grid_index: expected coords [..., {len(shape)}] for a grid of shape {shape}, got {tuple(coords.shape)}")
+    index = torch.zeros(coords.shape[:-1], dtype=torch.long, device=coords.device)
+    for d, side in enumerate(shape):
+        index = index * side + ((coords[..., d] + 1) / 2 * (side - 1)).round().long()
+    return index

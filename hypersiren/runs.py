@@ -64,7 +64,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a file that is not a checkpoint
+        raise ValueError(f"cannot read {path} as a hypersiren checkpoint: {type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}") from error
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

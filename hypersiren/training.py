@@ -162,3 +162,13 @@ class PriorTrainer:
         trainer = cls(HyperSirenConfig(**state["model_config"]), config, images, run_dir)
         trainer.load_state(state)
         return trainer
+
+
+def load_prior(path: str | Path) -> tuple[HyperSiren, dict]:
+    """A trained `HyperSiren` from a checkpoint written by `PriorTrainer` (in eval mode), and the raw state."""
+    state = load_checkpoint(path)
+    if state.get("kind") != "hypersiren.prior":
+        raise ValueError(f"{path}: checkpoint is of kind {state.get('kind')!r}, not a hypersiren prior")
+    model = HyperSiren(HyperSirenConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    return model.eval(), state

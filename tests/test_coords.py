@@ -57,3 +57,11 @@ def test_bad_shapes_are_rejected():
         hs.image_to_points(torch.zeros(4, 6, 3))
     with pytest.raises(ValueError, match=r"expected values \[B, 20, C\] for a grid of shape \(4, 5\), got \(2, 24, 3\)"):
         hs.points_to_image(torch.zeros(2, 24, 3), 4, 5)
+
+
+def test_grid_index_inverts_grid():
+    for shape in [(4, 6), (3, 2, 5)]:
+        g = hs.grid(shape, dtype=torch.float64)
+        assert torch.equal(hs.grid_index(g, shape), torch.arange(g.shape[0]))
+    with pytest.raises(ValueError, match=r"expected coords \[\.\.\., 2\] for a grid of shape \(4, 6\)"):
+        hs.grid_index(torch.zeros(3, 3), (4, 6))

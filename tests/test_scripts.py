@@ -40,3 +40,29 @@ def test_train_prior_runs_resumes_and_refuses_to_clobber(tmp_path):
     bad = run(script, "--data", tmp_path / "missing.npz", "--out", tmp_path / "other", check=False)
     assert bad.returncode != 0 and "no image data at" in bad.stderr
     assert torch.is_tensor(load_checkpoint(out / "checkpoint.pt")["generator"])
+
+
+def test_eval_and_inpaint_reload_what_training_wrote(tmp_path):
+    images = np.random.default_rng(1).integers(0, 256, size=(5, 16, 16, 3), dtype=np.uint8)
+    np.savez(tmp_path / "tiny.npz", images=images)
+    out = tmp_path / "run"
+    run(ROOT / "train" / "train_prior.py", "--data", tmp_path / "tiny.npz", "--resolution", "16", "--holdout", "2",
+        "--steps", "3", "--batch-size", "2", "--out", out)
+    run(ROOT / "evaluate" / "eval_prior.py", "--checkpoint", out / "checkpoint.pt", "--out", out / "eval.json")
+    report = json.loads((out / "eval.json").read_text())
+    assert report["images"] == 2 and set(report["mse"]) == {"10", "100", "half", "full"}  # 1000 > 256 pixels
+    assert set(report["baselines"]) == {"mean image", "interpolation"}
+    assert report["mse_completed"]["full"] < 1e-12 and "| prior |" in (out / "eval.md").read_text()
+
+    figure = tmp_path / "fig.png"
+    run(ROOT / "evaluate" / "inpaint.py", "--checkpoint", out / "checkpoint.pt", "--context", "30", "--size", "40",
+        "--out", figure)
+    from PIL import Image
+
+    assert Image.open(figure).size == (120, 80)  # 3 panels of 40 wide; 2 held-out images of 40 high
+    bad = run(ROOT / "evaluate" / "inpaint.py", "--checkpoint", out / "checkpoint.pt", "--context", "999",
+              "--out", tmp_path / "x.png", check=False)
+    assert bad.returncode != 0 and "--context 999 must be between 1 and the 256 pixels" in bad.stderr
+    wrong = run(ROOT / "evaluate" / "eval_prior.py", "--checkpoint", tmp_path / "tiny.npz", "--out", tmp_path / "e.json",
+                check=False)
+    assert wrong.returncode != 0 and "cannot read" in wrong.stderr and "as a hypersiren checkpoint" in wrong.stderr

@@ -1,0 +1,73 @@
+"""Score a trained prior with the inpainting protocol (k = 10 / 100 / 1000 pixels, half, full), next to baselines.
+
+    python evaluate/eval_prior.py --checkpoint runs/faces_tiny/checkpoint.pt --out runs/faces_tiny/eval.json
+
+Without `--data`, the images are the ones the run held out (`--holdout` of train_prior.py) from its
+own data source, or all of its images if it held none out. Writes FILE.json
+(`{"mse": {...}, "psnr": {...}, "mse_completed": {...}, "baselines": {name: {...}}}`) and FILE.md
+(the tables). Baselines on the same images and context pixels: the mean training image and
+scattered-data interpolation of the context (linear, nearest outside the hull).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from hypersiren.data import load_collection, square_resize
+from hypersiren.evaluation import (CONTEXT_SIZES, evaluate, interpolation_predictor, markdown_table,
+                                   mean_image_predictor, prior_predictor)
+from hypersiren.runs import read_json, write_json
+from hypersiren.training import load_prior
+
+
+def run_images(run_config: dict, resolution: int):
+    """(training images, held-out images) of the run that wrote the checkpoint."""
+    images = square_resize(load_collection(run_config["data"], limit=run_config["limit"]), resolution)
+    holdout = run_config["holdout"]
+    train = images[: images.shape[0] - holdout]
+    return train, images[images.shape[0] - holdout :] if holdout else images
+
+
+def main(args: argparse.Namespace) -> dict:
+    model, _ = load_prior(args.checkpoint)
+    config_path = Path(args.checkpoint).parent / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} is missing: the checkpoint's run folder must hold its config.json")
+    run_config = read_json(config_path)
+    resolution = args.resolution or run_config["resolution"]
+    train, test = run_images(run_config, resolution)
+    if args.data is not None:
+        test = square_resize(load_collection(args.data, limit=args.limit), resolution)
+    test = test[: args.limit]
+    if test.shape[-1] != model.config.value_dim:
+        raise ValueError(f"the prior predicts {model.config.value_dim} channels but the images have {test.shape[-1]}")
+    sizes = [s for s in CONTEXT_SIZES if s in ("half", "full") or int(s) <= resolution * resolution]
+    results = {"prior": evaluate(prior_predictor(model), test, sizes=sizes, seed=args.seed)}
+    results["mean image"] = evaluate(mean_image_predictor(train), test, sizes=sizes, seed=args.seed)
+    results["interpolation"] = evaluate(interpolation_predictor(), test, sizes=sizes, seed=args.seed)
+    report = {**results["prior"], "images": int(test.shape[0]), "resolution": resolution, "seed": args.seed,
+              "baselines": {k: v for k, v in results.items() if k != "prior"}}
+    out = Path(args.out)
+    write_json(out, report)
+    tables = "\n\n".join(f"{metric}\n\n{markdown_table(results, metric, sizes)}"
+                         for metric in ("mse", "mse_completed", "psnr"))
+    out.with_suffix(".md").write_text(tables + "\n")
+    print(tables)
+    return report
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--data", default=None, help="images to score (default: the run's held-out images)")
+    parser.add_argument("--resolution", type=int, default=None, help="default: the run's")
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N images")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the context pixels")
+    parser.add_argument("--out", required=True, help="FILE.json; the tables go to FILE.md")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,95 @@
+"""Few-shot inpainting with a trained prior: context | completion | truth, side by side, at any size.
+
+    python evaluate/inpaint.py --checkpoint runs/faces_tiny/checkpoint.pt --context 100 --out inpaint.png
+
+The image is `--image FILE` (any picture; centre-cropped and resized to the prior's resolution) or,
+by default, `--count` images of the run's held-out set (or its data if none was held out).
+`--mask`: `random` keeps `--context` random pixels; `half` keeps the top half; `center` keeps all
+but a central square hole of half the image side. The completion is rendered at `--size` pixels
+(the prior is a continuous function), with the known pixels kept at the prior's resolution grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import hypersiren as hs
+from hypersiren.data import fixed_context, load_collection, prefix_context, square_resize
+from hypersiren.prior import Context
+from hypersiren.runs import read_json
+from hypersiren.training import load_prior
+
+
+def make_context(mask: str, k: int, coords, values, resolution: int, generator) -> Context:
+    if mask == "random":
+        return fixed_context(coords, values, k, generator=generator)
+    if mask == "half":
+        return prefix_context(coords, values, coords.shape[1] // 2)
+    rows, cols = hs.grid((resolution, resolution)).unbind(-1)
+    keep = ~((rows.abs() < 0.5) & (cols.abs() < 0.5))  # outside the central square of half the side
+    return Context(coords[:, keep], values[:, keep], torch.ones(coords.shape[0], int(keep.sum()), dtype=torch.bool))
+
+
+def upsample(images: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, H, W, C] -> [B, size, size, C], nearest (shows the pixels as they are)."""
+    return F.interpolate(images.permute(0, 3, 1, 2), size=(size, size), mode="nearest").permute(0, 2, 3, 1)
+
+
+def main(args: argparse.Namespace) -> Path:
+    model, _ = load_prior(args.checkpoint)
+    run_config = read_json(Path(args.checkpoint).parent / "config.json")
+    resolution = run_config["resolution"]
+    if args.image:
+        images = square_resize(load_collection(args.image) if Path(args.image).suffix in (".npz", ".npy")
+                               else np.asarray(Image.open(args.image).convert("RGB"))[None], resolution)
+        if model.config.value_dim == 1:
+            images = images.mean(-1, keepdim=True)
+    else:
+        images = square_resize(load_collection(run_config["data"], limit=run_config["limit"]), resolution)
+        holdout = run_config["holdout"]
+        images = images[images.shape[0] - holdout:] if holdout else images
+    images = images[: args.count]
+    if images.shape[-1] != model.config.value_dim:
+        raise ValueError(f"the prior predicts {model.config.value_dim} channels but the image has {images.shape[-1]}")
+    if args.mask == "random" and not 1 <= args.context <= resolution * resolution:
+        raise ValueError(f"--context {args.context} must be between 1 and the {resolution * resolution} pixels of the image")
+    coords, values = hs.image_to_points(images * 2 - 1)
+    context = make_context(args.mask, args.context, coords, values, resolution, torch.Generator().manual_seed(args.seed))
+    with torch.no_grad():
+        latent_params = model.decode(model.encode(context))
+        fine = hs.grid((args.size, args.size)).expand(images.shape[0], -1, -1)
+        completion = ((model.render(latent_params, fine) + 1) / 2).clamp(0, 1)
+    completion = hs.points_to_image(completion, args.size, args.size)
+    index = hs.grid_index(context.coords, (resolution, resolution)).unsqueeze(-1).expand(-1, -1, values.shape[-1])
+    shown = torch.zeros_like(values).scatter(1, index, context.values)  # unknown pixels: mid grey
+    shown = hs.points_to_image((shown + 1) / 2, resolution, resolution)
+    panels = torch.cat([upsample(shown, args.size), completion, upsample(images, args.size)], dim=2)  # [B, S, 3S, C]
+    figure = (panels.reshape(-1, *panels.shape[2:]).numpy() * 255).round().astype(np.uint8)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(figure[..., 0] if figure.shape[-1] == 1 else figure).save(out)
+    print(f"wrote {out}: context | completion ({args.size}x{args.size}) | truth, {images.shape[0]} image(s)")
+    return out
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--image", default=None, help="an image file (default: the run's held-out images)")
+    parser.add_argument("--count", type=int, default=4, help="how many of the run's images (without --image)")
+    parser.add_argument("--context", type=int, default=100, help="number of known pixels for --mask random")
+    parser.add_argument("--mask", choices=("random", "center", "half"), default="random")
+    parser.add_argument("--size", type=int, default=128, help="output resolution of each panel")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="FILE.png")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    main(parse_args())

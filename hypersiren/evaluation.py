@@ -1,0 +1,111 @@
+"""The inpainting test protocol for image priors, and the classical baselines it is compared with.
+
+Protocol (the paper's): for each context size — exactly k in {10, 100, 1000} distinct random pixels,
+`half` (the top half of the image, the first N/2 pixels in row-major order) and `full` (every pixel)
+— predict every pixel of every test image. Scores, per image over all pixels and channels in [0, 1]
+units after clipping, then averaged over images:
+
+- `mse`: the raw prediction at every pixel, context pixels included (the paper's number);
+- `mse_completed`: the image a user gets, with the known context pixels kept as they are;
+- `psnr`: the mean over images of `10 log10(1 / mse)` of each image's raw prediction.
+
+A predictor is any callable `(context, coords [B, N, 2]) -> values [B, N, C]`, values in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .coords import grid_index, image_to_points
+from .data.context import fixed_context, prefix_context
+from .prior import Context, HyperSiren
+
+CONTEXT_SIZES = ("10", "100", "1000", "half", "full")
+Predictor = Callable[[Context, Tensor], Tensor]
+
+
+def make_context(name: str, coords: Tensor, values: Tensor, generator: torch.Generator) -> Context:
+    n = coords.shape[1]
+    if name == "half":
+        return prefix_context(coords, values, n // 2)
+    if name == "full":
+        return prefix_context(coords, values, n)
+    return fixed_context(coords, values, int(name), generator=generator)
+
+
+def evaluate(predict: Predictor, images: Tensor, *, sizes=CONTEXT_SIZES, seed: int = 0, batch_size: int = 100) -> dict:
+    """Score a predictor on images `[N, H, W, C]` in [0, 1]. Returns `{"mse": {size: ..}, "psnr": .., "mse_completed": ..}`."""
+    if images.dim() != 4:
+        raise ValueError(f"evaluate: expected images [N, H, W, C] in [0, 1], got {tuple(images.shape)}")
+    height, width = images.shape[1:3]
+    results: dict[str, dict[str, float]] = {"mse": {}, "psnr": {}, "mse_completed": {}}
+    for size in sizes:
+        if size not in ("half", "full") and int(size) > height * width:
+            raise ValueError(f"evaluate: context size {size} exceeds the {height * width} pixels of a {height}x{width} image")
+        generator = torch.Generator().manual_seed(seed)  # the same context pixels for every predictor
+        raw, completed = [], []
+        for start in range(0, images.shape[0], batch_size):
+            coords, truth = image_to_points(images[start : start + batch_size])  # truth in [0, 1]
+            context = make_context(size, coords, truth * 2 - 1, generator)
+            with torch.no_grad():
+                pred = ((predict(context, coords) + 1) / 2).clamp(0, 1)
+            raw.append((pred - truth).square().mean(dim=(1, 2)))
+            filled = pred.clone()
+            index = grid_index(context.coords, (height, width)).unsqueeze(-1).expand(-1, -1, truth.shape[-1])
+            filled.scatter_(1, index, (context.values + 1) / 2)
+            completed.append((filled - truth).square().mean(dim=(1, 2)))
+        raw_mse, completed_mse = torch.cat(raw), torch.cat(completed)
+        results["mse"][size] = raw_mse.mean().item()
+        results["mse_completed"][size] = completed_mse.mean().item()
+        results["psnr"][size] = (10 * torch.log10(1 / raw_mse.clamp_min(1e-12))).mean().item()
+    return results
+
+
+def prior_predictor(model: HyperSiren) -> Predictor:
+    model.eval()
+    return lambda context, coords: model(context, coords).values
+
+
+def mean_image_predictor(train_images: Tensor) -> Predictor:
+    """Ignores the context: predicts the mean training image."""
+    _, mean = image_to_points(train_images.mean(0, keepdim=True) * 2 - 1)  # [1, N, C]
+    return lambda context, coords: mean.expand(coords.shape[0], -1, -1)
+
+
+def interpolation_predictor() -> Predictor:
+    """Scattered-data interpolation of the context pixels: linear inside their convex hull, nearest outside."""
+    from scipy.interpolate import griddata
+    from scipy.spatial import QhullError
+
+    def predict(context: Context, coords: Tensor) -> Tensor:
+        out = []
+        for b in range(coords.shape[0]):
+            keep = context.mask[b]
+            points, values = context.coords[b][keep].double().numpy(), context.values[b][keep].double().numpy()
+            query = coords[b].double().numpy()
+            nearest = griddata(points, values, query, method="nearest")
+            if len(points) >= 3:
+                try:
+                    linear = griddata(points, values, query, method="linear")
+                    nearest = np.where(np.isnan(linear), nearest, linear)
+                except QhullError:  # collinear context pixels have no 2-D hull: nearest everywhere
+                    pass
+            out.append(torch.from_numpy(nearest).to(coords.dtype))
+        return torch.stack(out)
+
+    return predict
+
+
+def markdown_table(rows: dict[str, dict], metric: str = "mse", sizes=CONTEXT_SIZES) -> str:
+    """`rows = {method: evaluate(...) result}` -> a markdown table of one metric."""
+    lines = ["| method | " + " | ".join(f"{s} px" if s.isdigit() else s for s in sizes) + " |",
+             "|---|" + "---|" * len(sizes)]
+    for method, result in rows.items():
+        cells = [f"{result[metric][s]:.5f}" if metric != "psnr" else f"{result[metric][s]:.2f}" for s in sizes]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
