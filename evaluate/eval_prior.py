@@ -12,7 +12,6 @@ scattered-data interpolation of the context (linear, nearest outside the hull).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from hypersiren.data import load_collection, square_resize

@@ -146,7 +146,9 @@ class PriorTrainer:
             if time.perf_counter() - last_save >= c.checkpoint_every_s:
                 self.save()
                 last_save = time.perf_counter()
+                log.info("checkpoint at step %d in %s", self.step, self.run_dir)
         self.save()
+        log.info("finished at step %d (%.1f s of training); checkpoint in %s", self.step, self.elapsed, self.run_dir)
         return logs
 
     @classmethod
