@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .coords import image_to_points
-from .data.context import sample_context
+from .data.context import fixed_context, sample_context
 from .prior import HyperSiren, HyperSirenConfig, prior_loss
 from .runs import CHECKPOINT, load_checkpoint, save_checkpoint
 
@@ -37,6 +37,7 @@ class TrainConfig:
     param_weight: float = 100.0
     min_context: int = 10
     max_context: int = 200
+    query_points: int | None = None  # pixels predicted per image per step (random subset); None: all
     seed: int = 0
     checkpoint_every_s: float = 300.0  # also written at the end
     time_budget_s: float | None = None  # stop early once this many seconds of training have run
@@ -46,6 +47,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig: lr must be positive, got {self.lr}")
+        if self.query_points is not None and self.query_points < 1:
+            raise ValueError(f"TrainConfig: query_points must be >= 1 or None, got {self.query_points}")
         if not 1 <= self.min_context <= self.max_context:
             raise ValueError(f"TrainConfig: need 1 <= min_context <= max_context, got {self.min_context}, {self.max_context}")
 
@@ -116,6 +119,8 @@ class PriorTrainer:
         coords = self.coords.expand(c.batch_size, -1, -1)
         context = sample_context(coords, values, max_points=c.max_context, min_points=c.min_context,
                                  generator=self.generator)
+        if c.query_points is not None and c.query_points < coords.shape[1]:
+            coords, values, _ = fixed_context(coords, values, c.query_points, generator=self.generator)
         pred = self.model(context, coords)
         loss = prior_loss(pred, values, latent_weight=c.latent_weight, param_weight=c.param_weight)
         self.optimizer.zero_grad(set_to_none=True)

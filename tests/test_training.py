@@ -82,3 +82,22 @@ def test_failed_checkpoint_write_keeps_the_last_good_one(tmp_path):
         save_checkpoint(path, {"step": 2, "bad": Unsaveable()})
     assert load_checkpoint(path) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]  # no temporary file left behind
+
+
+def test_query_subsampling_predicts_a_random_subset_and_still_learns(tmp_path):
+    config = TrainConfig(steps=300, batch_size=4, lr=1e-3, min_context=5, max_context=20, query_points=16,
+                         latent_weight=0.0, param_weight=0.0, checkpoint_every_s=1e9)
+    trainer = PriorTrainer(TINY_MODEL, config, smooth_images(), tmp_path)
+    seen = []
+    original = trainer.model.forward
+
+    def spy(context, coords):
+        seen.append(coords.shape)
+        return original(context, coords)
+
+    trainer.model.forward = spy
+    logs = trainer.run()
+    assert set(seen) == {torch.Size([4, 16, 2])}
+    assert sum(log.mse for log in logs[-10:]) < sum(log.mse for log in logs[:10]) / 5
+    with pytest.raises(ValueError, match="query_points must be >= 1 or None"):
+        TrainConfig(query_points=0)
