@@ -101,3 +101,20 @@ def test_query_subsampling_predicts_a_random_subset_and_still_learns(tmp_path):
     assert sum(log.mse for log in logs[-10:]) < sum(log.mse for log in logs[:10]) / 5
     with pytest.raises(ValueError, match="query_points must be >= 1 or None"):
         TrainConfig(query_points=0)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = TrainConfig(steps=10, batch_size=2, lr=1e-3, min_context=4, max_context=12, checkpoint_every_s=0.0)
+    trainer = PriorTrainer(TINY_MODEL, config, smooth_images(), tmp_path)
+    real_step = trainer.train_step
+
+    def failing_step():
+        entry = real_step()
+        if entry.step == 3:
+            entry.loss = float("nan")
+        return entry
+
+    trainer.train_step = failing_step
+    with pytest.raises(FloatingPointError, match="loss became nan at step 3; the last good checkpoint"):
+        trainer.run()
+    assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 2
