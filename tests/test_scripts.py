@@ -66,3 +66,22 @@ def test_eval_and_inpaint_reload_what_training_wrote(tmp_path):
     wrong = run(ROOT / "evaluate" / "eval_prior.py", "--checkpoint", tmp_path / "tiny.npz", "--out", tmp_path / "e.json",
                 check=False)
     assert wrong.returncode != 0 and "cannot read" in wrong.stderr and "as a hypersiren checkpoint" in wrong.stderr
+
+
+def test_celeba_prepare_writes_loadable_arrays(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "celeba" / "img_align_celeba"
+    folder.mkdir(parents=True)
+    lines = []
+    for i in range(1, 5):
+        Image.fromarray(np.full((218, 178, 3), 40 * i, np.uint8)).save(folder / f"{i:06d}.jpg", quality=95)
+        lines.append(f"{i:06d}.jpg {0 if i < 4 else 2}")
+    (tmp_path / "celeba" / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    run(ROOT / "datasets" / "celeba" / "prepare.py", "--root", tmp_path / "celeba", "--resolution", "8",
+        "--splits", "train", "test", "--out", tmp_path / "out")
+    with np.load(tmp_path / "out" / "celeba8_train.npz") as f:
+        train = f["images"]
+    assert train.shape == (3, 8, 8, 3) and train.dtype == np.uint8 and abs(int(train[2].mean()) - 120) <= 2
+    with np.load(tmp_path / "out" / "celeba8_test.npz") as f:
+        assert f["images"].shape == (1, 8, 8, 3)
