@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
-
 import torch
 
 import hypersiren as hs
 from hypersiren import diff
+from timing import interleaved_medians
 
 
 def make_step(kind: str, method: str, params: hs.SirenParams, coords: torch.Tensor, target: torch.Tensor):
@@ -59,13 +57,7 @@ def bench(side: int, repeats: int) -> list[dict]:
             ((a - b).abs().max() / b.abs().max()).item()
             for a, b in zip(grads["closed_form"], grads["autograd"]) if b is not None
         )
-        times = {m: [] for m in steps}
-        for _ in range(repeats):
-            for m, fn in steps.items():
-                start = time.perf_counter()
-                fn()
-                times[m].append(time.perf_counter() - start)
-        med = {m: statistics.median(t) for m, t in times.items()}
+        med = interleaved_medians(steps, repeats, warm_up=False)  # the gradient check above was the warm-up
         rows.append({
             "loss": kind, "grid": f"{side}x{side}", "autograd_s": med["autograd"],
             "closed_form_s": med["closed_form"], "speed-up": med["autograd"] / med["closed_form"],

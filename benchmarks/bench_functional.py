@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 
 import torch
@@ -31,26 +30,20 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 import hypersiren as hs
+from timing import interleaved_medians
 
 IN_DIM, OUT_DIM, HIDDEN, DEPTH = 2, 3, 256, 5
 MIN_SECONDS = 1.0  # each cell runs at least `repeats` rounds and at least about this long
 
 
 def median_seconds(fns: dict, repeats: int) -> dict:
-    """Median wall time of each function, timed interleaved (one run of each per round) after a warm-up,
-    so that slow drifts of a shared machine hit every implementation alike."""
+    """Interleaved medians after a warm-up; short cells run more rounds (at least about MIN_SECONDS)."""
     start = time.perf_counter()
     for fn in fns.values():
-        fn()  # warm-up: allocator, thread pool, lazy init
+        fn()  # warm-up
     round_seconds = time.perf_counter() - start
-    rounds = max(repeats, min(200, int(MIN_SECONDS / max(round_seconds, 1e-9))))  # short cells: more rounds
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    rounds = max(repeats, min(200, int(MIN_SECONDS / max(round_seconds, 1e-9))))
+    return interleaved_medians(fns, rounds, warm_up=False)
 
 
 def make_case(batch: int, n: int, seed: int = 0):

@@ -18,15 +18,7 @@ from hypersiren.data import load_collection, square_resize
 from hypersiren.evaluation import (CONTEXT_SIZES, evaluate, interpolation_predictor, markdown_table,
                                    mean_image_predictor, prior_predictor)
 from hypersiren.runs import read_json, write_json
-from hypersiren.training import load_prior
-
-
-def run_images(run_config: dict, resolution: int):
-    """(training images, held-out images) of the run that wrote the checkpoint."""
-    images = square_resize(load_collection(run_config["data"], limit=run_config["limit"]), resolution)
-    holdout = run_config["holdout"]
-    train = images[: images.shape[0] - holdout]
-    return train, images[images.shape[0] - holdout :] if holdout else images
+from hypersiren.training import load_prior, run_images
 
 
 def main(args: argparse.Namespace) -> dict:

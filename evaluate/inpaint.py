@@ -23,7 +23,7 @@ import hypersiren as hs
 from hypersiren.data import fixed_context, load_collection, prefix_context, square_resize
 from hypersiren.prior import Context
 from hypersiren.runs import read_json
-from hypersiren.training import load_prior
+from hypersiren.training import load_prior, run_images
 
 
 def make_context(mask: str, k: int, coords, values, resolution: int, generator) -> Context:
@@ -51,9 +51,7 @@ def main(args: argparse.Namespace) -> Path:
         if model.config.value_dim == 1:
             images = images.mean(-1, keepdim=True)
     else:
-        images = square_resize(load_collection(run_config["data"], limit=run_config["limit"]), resolution)
-        holdout = run_config["holdout"]
-        images = images[images.shape[0] - holdout:] if holdout else images
+        _, images = run_images(run_config)
     images = images[: args.count]
     if images.shape[-1] != model.config.value_dim:
         raise ValueError(f"the prior predicts {model.config.value_dim} channels but the image has {images.shape[-1]}")

@@ -179,3 +179,15 @@ def load_prior(path: str | Path) -> tuple[HyperSiren, dict]:
     model = HyperSiren(HyperSirenConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     return model.eval(), state
+
+
+def run_images(run_config: dict, resolution: int | None = None) -> tuple[Tensor, Tensor]:
+    """(training images, held-out images) of a run, from its `config.json` as written by
+    `train/train_prior.py`; the held-out set is all of the images when the run held none out."""
+    from .data import load_collection, square_resize
+
+    images = square_resize(load_collection(run_config["data"], limit=run_config["limit"]),
+                           resolution or run_config["resolution"])
+    holdout = run_config["holdout"]
+    train = images[: images.shape[0] - holdout]
+    return train, images[images.shape[0] - holdout :] if holdout else images
