@@ -101,7 +101,8 @@ class SirenDerivatives(NamedTuple):
 
     values: Tensor  # [B, N, C]
     jacobian: Tensor  # [B, N, C, D]: d values[..., c] / d coords[..., d]
-    laplacian: Tensor | None  # [B, N, C], or None when only first derivatives were asked for
+    laplacian: Tensor | None  # [B, N, C], or None when not asked for
+    hessian_diagonal: Tensor | None = None  # [B, N, C, D]: d^2 values[..., c] / d coords[..., d]^2, if asked for
 
 
 def siren_derivatives(
@@ -111,49 +112,98 @@ def siren_derivatives(
     w0_first: float = 30.0,
     w0: float = 30.0,
     laplacian: bool = True,
+    hessian_diagonal: bool = False,
 ) -> SirenDerivatives:
-    """Values, Jacobian and (optionally) Laplacian of `B` SIRENs, carried through the layers in closed form.
+    """Values, Jacobian and (optionally) Laplacian or per-axis second derivatives of `B` SIRENs, in
+    closed form.
 
     Args:
         params: weights `[B, out, in]` and biases `[B, out]` per layer, as for `siren_forward`.
         coords: `[B, N, D]`; they need not require grad.
+        laplacian: also return the Laplacian `[B, N, C]`.
+        hessian_diagonal: also return `d^2 y_c / d x_d^2` for each axis `[B, N, C, D]` (PDEs whose
+            operator weighs the axes differently: wave equations, absorbing layers); implies `laplacian`.
     Returns:
-        `SirenDerivatives(values [B, N, C], jacobian [B, N, C, D], laplacian [B, N, C] or None)`.
+        `SirenDerivatives(values, jacobian, laplacian or None, hessian_diagonal or None)`.
 
-    For a sine layer `h' = sin(z)`, `z = w0 (W h + b)`: `dz = w0 W dh`, `dh' = cos(z) dz` and
-    `lap h' = cos(z) lap z - sin(z) sum_d (dz/dx_d)^2`; the last layer is linear. The value, the `D`
-    first-derivative directions and the Laplacian go through each layer's weights in one batched
-    matmul, so a loss on them needs one ordinary backward pass instead of autograd's double backward.
-    Same numbers as `jacobian`/`laplacian` on `siren_forward`, to round-off; differentiable in
+    Second derivatives are carried forward through the layers. For a sine layer `h' = sin(z)`,
+    `z = w0 (W h + b)`: `dz = w0 W dh`, `dh' = cos(z) dz` and `d_dd h' = cos(z) d_dd z - sin(z) (d_d z)^2`;
+    the last layer is linear. The value, the `D` first-derivative rows and the second-derivative rows
+    go through each layer's weights in one batched matmul, so a loss on them needs one ordinary
+    backward pass instead of autograd's double backward.
+
+    First derivatives alone (`laplacian=False`) with `C <= D` are computed in reverse mode instead:
+    the forward keeps each layer's pre-activation, then `C` rows go back through the transposed
+    weights (cheaper than `D` forward rows). Both are written in plain differentiable ops.
+
+    Same numbers as `jacobian` / `laplacian` on `siren_forward`, to round-off; differentiable in
     `params` (and `coords`).
-
-    Cost: the matmuls carry `2 + D` rows per point (`1 + D` without the Laplacian). For a Laplacian
-    loss this beats autograd's double backward (1.85x per training step at 256x256 on a 2-core CPU,
-    see BENCHMARKS.md); for first derivatives alone, autograd's reverse mode (`gradient`) is faster.
     """
     _check_forward_inputs(params, coords, "siren_derivatives")
+    if hessian_diagonal:
+        laplacian = True
+    if not laplacian and params.out_dim <= coords.shape[-1]:
+        return _reverse_jacobian(params, coords, w0_first, w0)
+    return _forward_derivatives(params, coords, w0_first, w0, second=("diagonal" if hessian_diagonal else
+                                                                       "laplacian" if laplacian else None))
+
+
+def _scales(depth: int, w0_first: float, w0: float) -> list[float]:
+    """The factor in front of each layer's `W x + b`: w0_first, w0, ..., w0, then 1 for the linear last layer."""
+    return [1.0 if i == depth - 1 else (w0_first if i == 0 else w0) for i in range(depth)]
+
+
+def _forward_derivatives(params: SirenParams, coords: Tensor, w0_first: float, w0: float,
+                         second: str | None) -> SirenDerivatives:
     batch, n, dim = coords.shape
-    depth = params.depth
-    # rows of the state: the value, D directions of the Jacobian, then the Laplacian: [B, R, N, width]
+    # rows of the state: the value, D Jacobian directions, then 1 (Laplacian) or D (diagonal) second-derivative rows
     eye = torch.eye(dim, dtype=coords.dtype, device=coords.device)
-    state = [coords.unsqueeze(1), eye.view(1, dim, 1, dim).expand(batch, dim, n, dim)]
-    if laplacian:
-        state.append(coords.new_zeros(batch, 1, n, dim))
-    state = torch.cat(state, dim=1)
+    n_second = {None: 0, "laplacian": 1, "diagonal": dim}[second]
+    state = torch.cat([coords.unsqueeze(1), eye.view(1, dim, 1, dim).expand(batch, dim, n, dim),
+                       coords.new_zeros(batch, n_second, n, dim)], dim=1)  # [B, R, N, D]
     rows = state.shape[1]
+    scales = _scales(params.depth, w0_first, w0)
     for i, (w, b) in enumerate(zip(params.weights, params.biases)):
-        s = 1.0 if i == depth - 1 else (w0_first if i == 0 else w0)
+        s = scales[i]
         z = torch.bmm(state.reshape(batch, rows * n, -1), (s * w).mT).view(batch, rows, n, -1)
         value = z[:, :1] + (s * b).view(batch, 1, 1, -1)  # the bias moves the value only
-        if i == depth - 1:
+        if i == params.depth - 1:
             state = torch.cat([value, z[:, 1:]], dim=1)
             break
         sin, cos = torch.sin(value), torch.cos(value)
         jac = z[:, 1 : 1 + dim]
         parts = [sin, cos * jac]
-        if laplacian:
+        if second == "laplacian":
             parts.append(cos * z[:, 1 + dim :] - sin * jac.square().sum(1, keepdim=True))
+        elif second == "diagonal":
+            parts.append(cos * z[:, 1 + dim :] - sin * jac.square())
         state = torch.cat(parts, dim=1)
     values = state[:, 0]  # [B, N, C]
     jac = rearrange(state[:, 1 : 1 + dim], "b d n c -> b n c d")
-    return SirenDerivatives(values, jac, state[:, 1 + dim] if laplacian else None)
+    if second == "diagonal":
+        diagonal = rearrange(state[:, 1 + dim :], "b d n c -> b n c d")
+        return SirenDerivatives(values, jac, diagonal.sum(-1), diagonal)
+    return SirenDerivatives(values, jac, state[:, 1 + dim] if second else None)
+
+
+def _reverse_jacobian(params: SirenParams, coords: Tensor, w0_first: float, w0: float) -> SirenDerivatives:
+    """Values and Jacobian by a hand-written reverse pass: `C` rows back through the transposed weights."""
+    scales = _scales(params.depth, w0_first, w0)
+    h, cosines = coords, []
+    for i, (w, b) in enumerate(zip(params.weights, params.biases)):
+        z = torch.baddbmm(b.unsqueeze(1), h, w.mT)  # [B, N, out]
+        if i == params.depth - 1:
+            values = z
+            break
+        z = scales[i] * z
+        h = torch.sin(z)
+        cosines.append(scales[i] * torch.cos(z))  # d h / d (W h_prev + b)
+    batch, n, channels = values.shape
+    # d y_c / d h for every channel c, one row per channel: [B, C, N, width]
+    w_last = params.weights[-1]  # [B, C, H]
+    grad = w_last.unsqueeze(2).expand(batch, channels, n, w_last.shape[-1])
+    for i in range(params.depth - 2, -1, -1):
+        grad = grad * cosines[i].unsqueeze(1)  # d y_c / d (W_i h + b_i)
+        w = params.weights[i]  # [B, out, in]
+        grad = torch.bmm(grad.reshape(batch, channels * n, -1), w).view(batch, channels, n, -1)
+    return SirenDerivatives(values, rearrange(grad, "b c n d -> b n c d"), None)

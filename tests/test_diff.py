@@ -209,10 +209,36 @@ def test_closed_form_losses_give_autograd_weight_gradients():
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
-def test_first_order_only_skips_the_laplacian():
-    _, params = siren_batch(batch=1, out_dim=1)
-    out = diff.siren_derivatives(params, coords(batch=1).detach(), laplacian=False)
-    assert out.laplacian is None and out.jacobian.shape == (1, 11, 1, 2)
+@pytest.mark.parametrize("out_dim,depth", [(1, 2), (1, 5), (2, 4), (3, 3)])
+def test_first_order_paths_equal_autograd_and_its_weight_gradients(out_dim, depth):
+    """laplacian=False: reverse mode for C <= D, forward mode for C > D; both equal autograd to 1e-10."""
+    _, params = siren_batch(batch=2, out_dim=out_dim, depth=depth)
+    params = params.map(lambda t: t.detach().requires_grad_(True))
+    x = coords(batch=2, n=9)
+    y = hs.siren_forward(params, x)
+    ref_jac = diff.jacobian(y, x)
+    out = diff.siren_derivatives(params, x.detach(), laplacian=False)
+    assert out.laplacian is None and out.hessian_diagonal is None and out.jacobian.shape == (2, 9, out_dim, 2)
+    torch.testing.assert_close(out.values, y, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.jacobian, ref_jac, rtol=0, atol=1e-10)
+    target = torch.randn(2, 9, out_dim, 2, dtype=torch.float64)
+    tensors = params.weights + params.biases
+    closed = torch.autograd.grad((out.jacobian - target).square().mean() + out.values.mean(), tensors)
+    auto = torch.autograd.grad((ref_jac - target).square().mean() + y.mean(), tensors)
+    for a, b in zip(closed, auto):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_hessian_diagonal_matches_torch_func_hessian():
+    modules = [hs.Siren(3, 2, hidden_dim=16, depth=4, w0_first=15.0).double() for _ in range(2)]
+    params = hs.stack_params(modules)
+    x = coords(batch=2, n=6, dim=3).detach()
+    out = diff.siren_derivatives(params, x, w0_first=15.0, hessian_diagonal=True)
+    assert out.hessian_diagonal.shape == (2, 6, 2, 3)
+    for b, module in enumerate(modules):
+        ref = vmap(hessian(module))(x[b]).diagonal(dim1=-2, dim2=-1)  # [N, C, D]
+        torch.testing.assert_close(out.hessian_diagonal[b], ref, rtol=1e-10, atol=1e-8)
+    torch.testing.assert_close(out.laplacian, out.hessian_diagonal.sum(-1), rtol=0, atol=0)
 
 
 def test_closed_form_checks_its_inputs():
