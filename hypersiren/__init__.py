@@ -5,7 +5,7 @@ batched forward; derivative operators that work with per-sample weights; and `Hy
 encoder and hypernetwork that predict a SIREN per signal from a few context points.
 """
 
-from . import data, diff, prior
+from . import data, diff, figures, latent, prior
 from .coords import (
     channels_first,
     channels_last,
@@ -16,10 +16,11 @@ from .coords import (
     points_to_signal,
     signal_to_points,
 )
+from .export import export_siren, load_exported_siren
 from .params import LayerShapes, SirenParams, num_params, siren_layer_shapes, stack_params
 from .forward import siren_forward
 from .prior import Context, HyperSiren, HyperSirenConfig, Prediction, SetEncoder, prior_loss
-from .siren import Siren, siren_init_bounds
+from .siren import Siren, SirenConfig, siren_init_bounds
 
 __version__ = "0.1.0"
 
@@ -31,14 +32,19 @@ __all__ = [
     "Prediction",
     "SetEncoder",
     "Siren",
+    "SirenConfig",
     "SirenParams",
     "channels_first",
     "channels_last",
     "data",
     "diff",
+    "export_siren",
+    "figures",
     "grid",
     "grid_index",
     "image_to_points",
+    "latent",
+    "load_exported_siren",
     "num_params",
     "points_to_image",
     "points_to_signal",

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .forward import siren_forward
 from .params import SirenParams, siren_layer_shapes
-from .siren import Siren, siren_init_bounds
+from .siren import Siren, SirenConfig, siren_init_bounds
 
 
 class Context(NamedTuple):
@@ -71,6 +71,12 @@ class HyperSirenConfig:
     @property
     def layer_shapes(self):
         return siren_layer_shapes(self.coord_dim, self.value_dim, hidden_dim=self.siren_hidden, depth=self.siren_depth)
+
+    @property
+    def siren(self) -> SirenConfig:
+        """The architecture of every predicted SIREN: what rebuilds one as a plain `Siren` (export)."""
+        return SirenConfig(self.coord_dim, self.value_dim, hidden_dim=self.siren_hidden, depth=self.siren_depth,
+                           w0_first=self.w0_first, w0=self.w0)
 
 
 class SetEncoder(nn.Module):

@@ -18,6 +18,7 @@ Conventions (the SIREN paper's reference code, which produced its published numb
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +34,36 @@ def siren_init_bounds(layer_shapes: LayerShapes, *, w0: float = 30.0) -> list[tu
         weight_bound = 1.0 / fan_in if i == 0 else math.sqrt(6.0 / fan_in) / w0
         bounds.append((weight_bound, 1.0 / math.sqrt(fan_in)))
     return bounds
+
+
+@dataclass(frozen=True)
+class SirenConfig:
+    """A `Siren`'s constructor arguments: with a `state_dict`, all it takes to rebuild one (`build()`)."""
+
+    in_dim: int
+    out_dim: int
+    hidden_dim: int = 256  # width of every hidden layer (unused when depth = 1)
+    depth: int = 5  # linear layers, first and last included
+    w0_first: float = 30.0
+    w0: float = 30.0
+
+    def __post_init__(self):
+        for name in ("in_dim", "out_dim", "hidden_dim", "depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"SirenConfig: {name} must be a positive int, got {value!r}")
+        for name in ("w0_first", "w0"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+                raise ValueError(f"SirenConfig: {name} must be a positive finite number, got {value!r}")
+
+    @property
+    def layer_shapes(self) -> LayerShapes:
+        return siren_layer_shapes(self.in_dim, self.out_dim, hidden_dim=self.hidden_dim, depth=self.depth)
+
+    def build(self) -> Siren:
+        """A freshly initialised `Siren` with these arguments."""
+        return Siren(**asdict(self))
 
 
 class Siren(nn.Module):
@@ -66,6 +97,12 @@ class Siren(nn.Module):
     @property
     def layer_shapes(self) -> LayerShapes:
         return tuple((layer.out_features, layer.in_features) for layer in self.layers)
+
+    @property
+    def config(self) -> SirenConfig:
+        """The constructor arguments of this module."""
+        return SirenConfig(self.in_dim, self.out_dim, hidden_dim=self.hidden_dim, depth=self.depth,
+                           w0_first=self.w0_first, w0=self.w0)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:

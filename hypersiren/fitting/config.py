@@ -33,7 +33,9 @@ class FitConfig:
     seed: int = 0
     # task data
     size: int = 256  # image side for image / Poisson tasks (the input is centre-cropped and resized)
-    target_scale: float = 1.0  # Poisson: the image is scaled by this before its derivatives are taken
+    # Poisson targets: 0 = derivatives in units of the [-1, 1] coordinates (the fit is the image itself);
+    # s > 0 = the reference's convention, pixel-unit operators on s * image (the fit is a scaled image)
+    target_scale: float = 0.0
     blend_alpha: float = 0.5  # poisson_blend: target = alpha * grad(image 1) + (1 - alpha) * grad(image 2)
     # sdf: loss weights of |f| on the surface, exp(-100 |f|) off it, 1 - cos(grad f, n), | |grad f| - 1 |
     sdf_weights: tuple[float, float, float, float] = (3e3, 1e2, 1e2, 5e1)

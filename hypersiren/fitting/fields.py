@@ -8,7 +8,6 @@ need one ordinary backward pass.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -15,12 +15,12 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..runs import load_checkpoint, prepare_run_dir, save_checkpoint, write_json
+from ..export import export_siren, load_exported_siren
+from ..runs import prepare_run_dir, write_json
 from ..siren import Siren
 from . import signals
 from .config import FitConfig
@@ -60,20 +60,12 @@ def load_task(config: FitConfig, input: str | os.PathLike | None = None,
     return PoissonTask(c, grey, "laplacian" if c.task == "poisson_lapl" else "gradient")
 
 
-def save_siren(path: str | os.PathLike, siren: Siren) -> None:
-    """A SIREN as a file that `load_siren` (or `Siren(**config).load_state_dict`) reads back."""
-    config = dict(in_dim=siren.in_dim, out_dim=siren.out_dim, hidden_dim=siren.hidden_dim, depth=siren.depth,
-                  w0_first=siren.w0_first, w0=siren.w0)
-    save_checkpoint(path, {"kind": "hypersiren.siren", "config": config, "state_dict": siren.state_dict()})
+def save_siren(path: str | os.PathLike, siren: Siren, **meta) -> None:
+    """A fitted SIREN as a standalone file (`hypersiren.export_siren`'s format; `load_siren` reads it)."""
+    export_siren(siren.params(), path, config=siren.config, meta=meta)
 
 
-def load_siren(path: str | os.PathLike) -> Siren:
-    state = load_checkpoint(path)
-    if state.get("kind") != "hypersiren.siren":
-        raise ValueError(f"load_siren: {path} holds a checkpoint of kind {state.get('kind')!r}, not a single SIREN")
-    siren = Siren(**state["config"])
-    siren.load_state_dict(state["state_dict"])
-    return siren
+load_siren = load_exported_siren
 
 
 def learning_rate(config: FitConfig, step: int) -> float:
@@ -121,7 +113,7 @@ def fit_signal(
             group["lr"] = learning_rate(config, step)
         terms = task.loss(siren.params(), task.sample(generator))
         if not torch.isfinite(terms["total"]):
-            save_siren(run_dir / SIREN_FILE, siren)
+            save_siren(run_dir / SIREN_FILE, siren, task=config.task, step=step)
             raise FloatingPointError(f"fit_signal: the loss became {terms['total'].item()} at step {step}; "
                                      f"the last finite model is in {run_dir / SIREN_FILE} (try a lower lr)")
         optimizer.zero_grad(set_to_none=True)
@@ -144,7 +136,7 @@ def fit_signal(
                   f"{step / elapsed:.1f} steps/s", end="", file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
-    save_siren(run_dir / SIREN_FILE, siren)
+    save_siren(run_dir / SIREN_FILE, siren, task=config.task, step=step)
     final = task.metrics(siren, final=True)
     _log_metrics(writer, task, siren, final, step)
     writer.close()

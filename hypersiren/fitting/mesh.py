@@ -7,7 +7,8 @@ planes of the grid at a time (plus one shared plane), so a 512^3 grid never hold
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -55,18 +56,20 @@ def extract_mesh(
         values = values.reshape(stop - start, resolution, resolution)
         if not (values.min() <= level <= values.max()):
             continue
-        verts, tris, _, _ = marching_cubes(values, level=level, spacing=(step, step, step))
-        verts[:, 0] += start * step
-        vertices.append(verts - bound)
+        verts, tris, _, _ = marching_cubes(values, level=level)  # in grid-index units
+        verts = verts.astype(np.float64)
+        verts[:, 0] += start
+        vertices.append(verts)
         faces.append(tris + offset)
         offset += len(verts)
     if not vertices:
         return Mesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64))
     vertices, faces = np.concatenate(vertices), np.concatenate(faces)
-    unique, inverse = np.unique(vertices, axis=0, return_inverse=True)  # weld the slabs' shared vertices
+    # weld the vertices that neighbouring slabs both made on their shared plane (equal up to round-off)
+    unique, inverse = np.unique(np.round(vertices, 6), axis=0, return_inverse=True)
     faces = inverse.reshape(-1)[faces]
     keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    return Mesh(unique.astype(np.float32), faces[keep].astype(np.int64))
+    return Mesh((unique * step - bound).astype(np.float32), faces[keep].astype(np.int64))
 
 
 def sample_mesh_surface(mesh: Mesh, count: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -155,8 +155,8 @@ class AudioTask(GridTask):
         self.peak, self.rate = float(np.abs(samples).max()), rate
         if self.peak == 0:
             raise ValueError("AudioTask: the audio is silent (all samples are 0)")
-        super().__init__(config, (samples / self.peak)[:, None])
-        # the paper's amplitude range is [-1, 1] after dividing by the peak, so PSNR is on (x / peak + 1) / 2
+        # GridTask takes values in [0, 1]; the fit sees samples / peak in [-1, 1], as in the paper
+        super().__init__(config, (samples / self.peak + 1)[:, None] / 2)
 
     def images(self, siren):
         pred = self.prediction(siren)[:, 0]
@@ -233,8 +233,10 @@ def fit_affine(prediction: Tensor, target: Tensor, basis: list[Tensor]) -> Tenso
 class PoissonTask(Task):
     """Reconstruct a grey image from its gradients (`poisson_grad`, `poisson_blend`) or Laplacian
     (`poisson_lapl`). Loss: mean over pixels of the squared derivative error (summed over the two
-    gradient components). Metric: PSNR after fitting the free constant and scale (gradients), or plane
-    and scale (Laplacian), by least squares against the image the derivatives came from."""
+    gradient components). Metric: PSNR after fitting, by least squares against the image the
+    derivatives came from, the scale and what the derivatives leave free: a constant (gradients), or
+    the harmonic polynomials of degree <= 2 (`1, x, y, x^2 - y^2, xy`; Laplacian). A Laplacian fixes
+    an image only up to a harmonic function, and those fits drift mostly in the lowest ones."""
 
     in_dim, out_dim = 2, 1
 
@@ -264,11 +266,12 @@ class PoissonTask(Task):
         return {"total": error, self.kind: error}
 
     def aligned(self, siren: Siren) -> Tensor:
-        """The fit on the whole grid after fitting the free offset and scale (and plane), `[N]`."""
+        """The fit on the whole grid after fitting the scale and the free terms (see the class), `[N]`."""
         pred = evaluate(siren, self.coords)[:, 0]
         basis = [torch.ones_like(pred)]
-        if self.kind == "laplacian":
-            basis += [self.coords[:, 0], self.coords[:, 1]]
+        if self.kind == "laplacian":  # harmonic functions have no Laplacian: those of degree <= 2
+            x, y = self.coords.unbind(-1)
+            basis += [x, y, x * x - y * y, x * y]
         return fit_affine(pred, self.image, basis)
 
     def metrics(self, siren, final=False):
