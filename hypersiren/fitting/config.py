@@ -79,11 +79,11 @@ class FitConfig:
 FIT_PRESETS: dict[str, dict[str, dict]] = {
     "image": {
         "paper": dict(lr=1e-4, steps=500),
-        "default": dict(lr=1e-3, lr_final=1e-5, steps=500, batch_points=16384),
+        "default": dict(lr=1e-3, lr_final=1e-5, steps=1000, batch_points=16384),
     },
     "audio": {
         "paper": dict(w0_first=3000.0, lr=1e-4, steps=9000),
-        "default": dict(w0_first=3000.0, lr=2e-4, lr_final=1e-5, steps=1000),
+        "default": dict(w0_first=3000.0, lr=2e-4, lr_final=1e-5, steps=3000, batch_points=32768),
     },
     "video": {
         "paper": dict(hidden_dim=1024, lr=1e-4, steps=100_000, batch_fraction=0.0038),

@@ -68,11 +68,15 @@ def save_siren(path: str | os.PathLike, siren: Siren, **meta) -> None:
 load_siren = load_exported_siren
 
 
-def learning_rate(config: FitConfig, step: int) -> float:
-    """Constant `lr`, or a cosine from `lr` to `lr_final` over `steps`."""
+def learning_rate(config: FitConfig, step: int, elapsed: float = 0.0, time_budget_s: float | None = None) -> float:
+    """Constant `lr`, or a cosine from `lr` to `lr_final` over the run: its progress is the larger of
+    `step / steps` and `elapsed / time_budget_s`, so the schedule ends when either runs out."""
     if config.lr_final is None:
         return config.lr
-    progress = min(step / max(config.steps, 1), 1.0)
+    progress = step / max(config.steps, 1)
+    if time_budget_s:
+        progress = max(progress, elapsed / time_budget_s)
+    progress = min(progress, 1.0)
     return config.lr_final + 0.5 * (config.lr - config.lr_final) * (1 + math.cos(math.pi * progress))
 
 
@@ -110,7 +114,7 @@ def fit_signal(
     while step < config.steps and (time_budget_s is None or elapsed < time_budget_s):
         start = time.perf_counter()
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
+            group["lr"] = learning_rate(config, step, elapsed, time_budget_s)
         terms = task.loss(siren.params(), task.sample(generator))
         if not torch.isfinite(terms["total"]):
             save_siren(run_dir / SIREN_FILE, siren, task=config.task, step=step)

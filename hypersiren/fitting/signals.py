@@ -142,16 +142,19 @@ def save_audio(path: str | os.PathLike, samples: np.ndarray, rate: int) -> Path:
 
 
 def load_video(path: str | os.PathLike, *, max_frames: int | None = None) -> np.ndarray:
-    """An mp4 (any format FFmpeg decodes) or a frames array (`.npy`, or `.npz` with one array) ->
+    """An mp4 (any format FFmpeg decodes) or a frames array (`.npy`, or `.npz` with an array `frames`
+    or a single array) ->
     float32 `[T, H, W, C]` in [0, 1]. Arrays may be uint8 (0..255) or floats in [0, 1]; `[T, H, W]`
     is taken as grey."""
     path = _existing(path, "load_video")
     if path.suffix in (".npy", ".npz"):
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
-                if len(archive.files) != 1:
-                    raise ValueError(f"load_video: {path} must hold exactly one frames array, it has {archive.files}")
-                frames = archive[archive.files[0]]
+                key = "frames" if "frames" in archive.files else archive.files[0] if len(archive.files) == 1 else None
+                if key is None:
+                    raise ValueError(f"load_video: {path} must hold an array 'frames' or exactly one array, "
+                                     f"it has {archive.files}")
+                frames = archive[key]
         else:
             frames = np.load(path, allow_pickle=False)
         if frames.ndim == 3:
@@ -207,7 +210,7 @@ def save_video(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 25) ->
         return path
     import av
 
-    t, h, w = array.shape[:3]
+    h, w = array.shape[1:3]
     pad_h, pad_w = h % 2, w % 2  # yuv420p needs even sides
     array = np.pad(array, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     with av.open(str(path), mode="w") as container:
