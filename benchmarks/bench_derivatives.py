@@ -10,7 +10,9 @@ The network is the paper's Poisson network (2 -> 256 x 3 hidden -> 1, depth 5) o
 backward through the double-backward graph); `closed_form` takes `hypersiren.diff.siren_derivatives`
 (derivatives carried through the layers, one ordinary backward). Both give the same weight
 gradients to round-off (checked here). The baseline is `autograd`; ratios > 1 mean closed form is faster.
-Each cell is the median of `--repeats` steps, the two methods interleaved, after one warm-up step.
+`floor` times only the matrix products an exact method needs (see `make_floor`): no sine, no
+elementwise work, no autograd; `autograd/floor` bounds what any faster method could gain.
+Each cell is the median of `--repeats` steps, the methods interleaved, after one warm-up step.
 
     python benchmarks/bench_derivatives.py [--side 256] [--repeats 5] [--markdown]
 """
@@ -44,6 +46,23 @@ def make_step(kind: str, method: str, params: hs.SirenParams, coords: torch.Tens
     return step
 
 
+def make_floor(kind: str, params: hs.SirenParams, n: int):
+    """The bare matmuls any exact method must run, nothing else: per layer, for a gradient loss the
+    forward and reverse products and the two backward products of each (6 matmuls of `N` rows); for
+    a Laplacian loss the forward product of the `2 + D` state rows and its two backward products."""
+    weights = [w[0].detach() for w in params.weights]
+    rows = n * (2 + 2) if kind == "laplacian" else n
+    inputs = [torch.randn(rows, w.shape[1]) for w in weights]
+    grads = [torch.randn(rows, w.shape[0]) for w in weights]
+
+    def step():
+        for w, x, g in zip(weights, inputs, grads):
+            for _ in range(2 if kind == "gradient" else 1):
+                x @ w.T, g @ w, g.T @ x
+
+    return step
+
+
 def bench(side: int, repeats: int) -> list[dict]:
     torch.manual_seed(0)
     params = hs.Siren(2, 1).params().map(lambda t: t.detach().clone().requires_grad_(True))
@@ -52,7 +71,9 @@ def bench(side: int, repeats: int) -> list[dict]:
     for kind, channels in (("laplacian", 1), ("gradient", 2)):
         target = torch.randn(1, side * side, channels)
         steps = {m: make_step(kind, m, params, coords, target) for m in ("autograd", "closed_form")}
-        grads = {m: fn() for m, fn in steps.items()}  # also the warm-up
+        steps["floor"] = make_floor(kind, params, side * side)
+        grads = {m: fn() for m, fn in steps.items() if m != "floor"}  # also the warm-up
+        steps["floor"]()
         rel_err = max(
             ((a - b).abs().max() / b.abs().max()).item()
             for a, b in zip(grads["closed_form"], grads["autograd"]) if b is not None
@@ -61,6 +82,7 @@ def bench(side: int, repeats: int) -> list[dict]:
         rows.append({
             "loss": kind, "grid": f"{side}x{side}", "autograd_s": med["autograd"],
             "closed_form_s": med["closed_form"], "speed-up": med["autograd"] / med["closed_form"],
+            "floor_s": med["floor"], "autograd/floor": med["autograd"] / med["floor"],
             "grad_rel_diff": rel_err,
         })
     return rows
@@ -71,7 +93,8 @@ def main(args: argparse.Namespace) -> list[dict]:
           f"{platform.machine()}; median of {args.repeats}; baseline = autograd")
     rows = bench(args.side, args.repeats)
     cols = list(rows[0])
-    fmt = {"autograd_s": "{:.3f}", "closed_form_s": "{:.3f}", "speed-up": "{:.2f}x", "grad_rel_diff": "{:.1e}"}
+    fmt = {"autograd_s": "{:.3f}", "closed_form_s": "{:.3f}", "speed-up": "{:.2f}x", "grad_rel_diff": "{:.1e}",
+           "floor_s": "{:.3f}", "autograd/floor": "{:.2f}x"}
     cells = [[fmt.get(c, "{}").format(r[c]) for c in cols] for r in rows]
     if args.markdown:
         print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))

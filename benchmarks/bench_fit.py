@@ -123,9 +123,11 @@ def table(args, results: dict) -> str:
                 f"{mc['values_held_mib']} MiB.")
     deriv = results.get("derivatives")
     if deriv:
-        out += "\n\n| loss | grid | autograd s | closed form s | speed-up | grad rel diff |\n|---|---|---|---|---|---|\n"
+        out += ("\n\n| loss | grid | autograd s | closed form s | speed-up | floor s | autograd/floor | grad rel diff |"
+                "\n|---|---|---|---|---|---|---|---|\n")
         out += "\n".join(f"| {r['loss']} | {r['grid']} | {r['autograd_s']:.3f} | {r['closed_form_s']:.3f} | "
-                         f"{r['speed-up']:.2f}x | {r['grad_rel_diff']:.1e} |" for r in deriv)
+                         f"{r['speed-up']:.2f}x | {r['floor_s']:.3f} | {r['autograd/floor']:.2f}x | "
+                         f"{r['grad_rel_diff']:.1e} |" for r in deriv)
     return out
 
 

@@ -28,6 +28,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from .closed_form import layer_scales, state_derivatives
 from .forward import _check_forward_inputs
 from .params import SirenParams
 
@@ -148,36 +149,10 @@ def siren_derivatives(
                                                                        "laplacian" if laplacian else None))
 
 
-def _scales(depth: int, w0_first: float, w0: float) -> list[float]:
-    """The factor in front of each layer's `W x + b`: w0_first, w0, ..., w0, then 1 for the linear last layer."""
-    return [1.0 if i == depth - 1 else (w0_first if i == 0 else w0) for i in range(depth)]
-
-
 def _forward_derivatives(params: SirenParams, coords: Tensor, w0_first: float, w0: float,
                          second: str | None) -> SirenDerivatives:
-    batch, n, dim = coords.shape
-    # rows of the state: the value, D Jacobian directions, then 1 (Laplacian) or D (diagonal) second-derivative rows
-    eye = torch.eye(dim, dtype=coords.dtype, device=coords.device)
-    n_second = {None: 0, "laplacian": 1, "diagonal": dim}[second]
-    state = torch.cat([coords.unsqueeze(1), eye.view(1, dim, 1, dim).expand(batch, dim, n, dim),
-                       coords.new_zeros(batch, n_second, n, dim)], dim=1)  # [B, R, N, D]
-    rows = state.shape[1]
-    scales = _scales(params.depth, w0_first, w0)
-    for i, (w, b) in enumerate(zip(params.weights, params.biases)):
-        s = scales[i]
-        z = torch.bmm(state.reshape(batch, rows * n, -1), (s * w).mT).view(batch, rows, n, -1)
-        value = z[:, :1] + (s * b).view(batch, 1, 1, -1)  # the bias moves the value only
-        if i == params.depth - 1:
-            state = torch.cat([value, z[:, 1:]], dim=1)
-            break
-        sin, cos = torch.sin(value), torch.cos(value)
-        jac = z[:, 1 : 1 + dim]
-        parts = [sin, cos * jac]
-        if second == "laplacian":
-            parts.append(cos * z[:, 1 + dim :] - sin * jac.square().sum(1, keepdim=True))
-        elif second == "diagonal":
-            parts.append(cos * z[:, 1 + dim :] - sin * jac.square())
-        state = torch.cat(parts, dim=1)
+    dim = coords.shape[-1]
+    state = state_derivatives(params, coords, layer_scales(params.depth, w0_first, w0), second)  # [B, R, N, C]
     values = state[:, 0]  # [B, N, C]
     jac = rearrange(state[:, 1 : 1 + dim], "b d n c -> b n c d")
     if second == "diagonal":
@@ -188,7 +163,7 @@ def _forward_derivatives(params: SirenParams, coords: Tensor, w0_first: float, w
 
 def _reverse_jacobian(params: SirenParams, coords: Tensor, w0_first: float, w0: float) -> SirenDerivatives:
     """Values and Jacobian by a hand-written reverse pass: `C` rows back through the transposed weights."""
-    scales = _scales(params.depth, w0_first, w0)
+    scales = layer_scales(params.depth, w0_first, w0)
     h, cosines = coords, []
     for i, (w, b) in enumerate(zip(params.weights, params.biases)):
         z = torch.baddbmm(b.unsqueeze(1), h, w.mT)  # [B, N, out]

@@ -245,3 +245,34 @@ def test_closed_form_checks_its_inputs():
     _, params = siren_batch(batch=3)
     with pytest.raises(ValueError, match=r"siren_derivatives: expected coords \[B, N, 2\] with B=3"):
         diff.siren_derivatives(params, coords(batch=2))
+
+
+@pytest.mark.parametrize("second", ["laplacian", "diagonal"])
+def test_fused_closed_form_in_small_blocks_gives_the_graph_path_weight_gradients(monkeypatch, second):
+    """The fused path (weights need grad, coords do not), cut into many point blocks, equals the plain graph."""
+    from hypersiren import closed_form
+
+    monkeypatch.setattr(closed_form, "CPU_BLOCK_ELEMENTS", 200)  # blocks of a few points
+    _, params = siren_batch(batch=3, out_dim=2, depth=4)
+    params = params.map(lambda t: t.detach().requires_grad_(True))
+    x = coords(batch=3, n=13).detach()
+    tensors = params.weights + params.biases
+    scales = closed_form.layer_scales(4, 30.0, 30.0)
+    fused = closed_form.state_derivatives(params, x, scales, second)
+    graph = closed_form._graph_state(params.weights, params.biases, x, scales, second)
+    assert fused.grad_fn is not None and "Fused" in type(fused.grad_fn).__name__
+    torch.testing.assert_close(fused, graph, rtol=0, atol=1e-9)
+    weight = torch.randn_like(graph)
+    for a, b in zip(torch.autograd.grad((fused * weight).sum(), tensors), torch.autograd.grad((graph * weight).sum(), tensors)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_fused_closed_form_refuses_a_double_backward():
+    _, params = siren_batch(batch=1, out_dim=1)
+    params = params.map(lambda t: t.detach().requires_grad_(True))
+    lap = diff.siren_derivatives(params, coords(batch=1).detach()).laplacian
+    (grad,) = torch.autograd.grad(lap.sum(), params.weights[0], create_graph=False)
+    assert grad.shape == params.weights[0].shape
+    with pytest.raises(RuntimeError, match="set coords.requires_grad_\\(True\\) to use the differentiable path"):
+        torch.autograd.grad(diff.siren_derivatives(params, coords(batch=1).detach()).laplacian.sum(),
+                            params.weights[0], create_graph=True)
