@@ -4,13 +4,15 @@ fixed training budget, side by side on the same data.
     python benchmarks/bench_prior.py --data ../shared/data/celeba64/celeba64_train.npz --holdout 500 \
         --budget 1200 --markdown
 
+Models (`--presets`, default all three): the paper's prior `celeba32_paper`, the project's
+`celeba32`, and `cnp`, the Conditional Neural Process of the paper's comparison row.
 Part 1 (always): for each preset, in a fresh process, the median time of `--timed-steps` training
 steps at batch `--batch-size` (after one warm-up step) and the process's peak resident memory during
 those steps minus its resident memory before the model was built ("training memory"). The baseline
-is `celeba32_paper`; ratios > 1 mean the other preset is faster / smaller.
-Part 2 (`--budget SECONDS` > 0): each preset trains for that many seconds on all but the last
-`--holdout` images and is scored on the held-out ones with the inpainting protocol, next to the mean
-training image and interpolation of the context pixels.
+is the first preset (`celeba32_paper`); ratios > 1 mean the other preset is faster / smaller.
+Part 2 (`--budget SECONDS` > 0): each preset, in a fresh process, trains for that many seconds on
+all but the last `--holdout` images and is scored on the held-out ones with the inpainting
+protocol, next to the mean training image and interpolation of the context pixels.
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ import torch
 
 from hypersiren.data import load_collection, square_resize
 from hypersiren.evaluation import (CONTEXT_SIZES, evaluate, interpolation_predictor, markdown_table,
-                                   mean_image_predictor, prior_predictor)
+                                   mean_image_predictor, model_predictor)
 from hypersiren.presets import PRIOR_PRESETS
-from hypersiren.training import PriorTrainer
+from hypersiren.training import Trainer, make_trainer
 
-PRESETS = ("celeba32_paper", "celeba32")
+PRESETS = ("celeba32_paper", "celeba32", "cnp")
 
 
 def rss_mib() -> float:
@@ -48,11 +50,22 @@ def load_split(args):
     return images[: -args.holdout], images[-args.holdout :]
 
 
-def build(preset: str, train_images, args, **overrides) -> PriorTrainer:
+def build(preset: str, train_images, args, **overrides) -> Trainer:
     model_config, train_config = PRIOR_PRESETS[preset]
     model_config = dataclasses.replace(model_config, value_dim=train_images.shape[-1])
     train_config = dataclasses.replace(train_config, batch_size=args.batch_size, checkpoint_every_s=1e9, **overrides)
-    return PriorTrainer(model_config, train_config, train_images, tempfile.mkdtemp(prefix=f"bench_{preset}_"))
+    return make_trainer(model_config, train_config, train_images, tempfile.mkdtemp(prefix=f"bench_{preset}_"))
+
+
+def in_child(target, *args):
+    """Run `target(*args, queue)` in a fresh (spawned) process and return what it put on the queue."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=target, args=(*args, queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    return result
 
 
 def step_profile(preset: str, args, queue) -> None:
@@ -73,30 +86,36 @@ def step_profile(preset: str, args, queue) -> None:
 
 
 def part1(args) -> list[dict]:
-    ctx = mp.get_context("spawn")
-    rows = []
-    for preset in PRESETS:
-        queue = ctx.Queue()
-        child = ctx.Process(target=step_profile, args=(preset, args, queue))
-        child.start()
-        rows.append(queue.get())
-        child.join()
+    rows = [in_child(step_profile, preset, args) for preset in args.presets]
     base = rows[0]
     for row in rows:
-        row["speed vs paper"] = base["step_s"] / row["step_s"]
-        row["memory vs paper"] = row["memory_mib"] / base["memory_mib"]
+        row["speed"] = base["step_s"] / row["step_s"]
+        row["memory"] = row["memory_mib"] / base["memory_mib"]
     return rows
 
 
-def part2(args) -> dict:
+def train_and_score(preset: str, args, queue) -> None:
+    """Child process: train one preset for the budget, score it on the held-out images."""
+    torch.set_num_threads(args.threads)
     train_images, test_images = load_split(args)
-    sizes = [s for s in CONTEXT_SIZES if s in ("half", "full") or int(s) <= args.resolution**2]
+    trainer = build(preset, train_images, args, time_budget_s=args.budget, steps=10**9)
+    trainer.run()
+    result = evaluate(model_predictor(trainer.model), test_images, sizes=eval_sizes(args))
+    queue.put({"preset": preset, "steps": trainer.step, "seconds": trainer.elapsed, "result": result})
+
+
+def eval_sizes(args) -> list[str]:
+    return [s for s in CONTEXT_SIZES if s in ("half", "full") or int(s) <= args.resolution**2]
+
+
+def part2(args) -> dict:
     results = {}
-    for preset in PRESETS:
-        trainer = build(preset, train_images, args, time_budget_s=args.budget, steps=10**9)
-        trainer.run()
-        print(f"{preset}: {trainer.step} steps in {trainer.elapsed:.0f} s", flush=True)
-        results[f"{preset} ({trainer.step} steps)"] = evaluate(prior_predictor(trainer.model), test_images, sizes=sizes)
+    for preset in args.presets:
+        out = in_child(train_and_score, preset, args)
+        print(f"{preset}: {out['steps']} steps in {out['seconds']:.0f} s", flush=True)
+        results[f"{preset} ({out['steps']} steps)"] = out["result"]
+    train_images, test_images = load_split(args)
+    sizes = eval_sizes(args)
     results["mean training image"] = evaluate(mean_image_predictor(train_images), test_images, sizes=sizes)
     results["interpolation"] = evaluate(interpolation_predictor(), test_images, sizes=sizes)
     for metric in ("mse", "mse_completed"):
@@ -107,11 +126,13 @@ def part2(args) -> dict:
 
 def main(args) -> None:
     print(f"# bench_prior: torch {torch.__version__}, {args.threads} threads, {platform.machine()}; "
-          f"batch {args.batch_size}; baseline = celeba32_paper")
+          f"batch {args.batch_size}; base = {args.presets[0]}")
     rows = part1(args)
-    cols = ["preset", "parameters", "step_s", "memory_mib", "speed vs paper", "memory vs paper"]
-    fmt = {"step_s": "{:.3f}", "memory_mib": "{:.0f}", "speed vs paper": "{:.2f}x", "memory vs paper": "{:.2f}x"}
-    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    base = "paper" if args.presets[0] == "celeba32_paper" else args.presets[0]
+    cols = ["preset", "parameters", "step_s", "memory_mib", "speed", "memory"]
+    fmt = {"step_s": "{:.3f}", "memory_mib": "{:.0f}", "speed": "{:.2f}x", "memory": "{:.2f}x"}
+    header = [f"{c} vs {base}" if c in ("speed", "memory") else c for c in cols]
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(cols))
     for row in rows:
         print("| " + " | ".join(fmt.get(c, "{}").format(row[c]) for c in cols) + " |")
     if args.budget > 0:
@@ -121,6 +142,8 @@ def main(args) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="faces")
+    parser.add_argument("--presets", nargs="+", choices=sorted(PRIOR_PRESETS), default=list(PRESETS),
+                        help="models to compare; the first is the base of the ratios")
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--holdout", type=int, default=500)
     parser.add_argument("--limit", type=int, default=None)

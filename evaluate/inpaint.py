@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 import hypersiren as hs
 from hypersiren.data import fixed_context, load_collection, prefix_context, square_resize
+from hypersiren.figures import context_image, save_png, tile, upsample_nearest
 from hypersiren.prior import Context
 from hypersiren.runs import read_json
 from hypersiren.training import load_prior, run_images
@@ -34,11 +34,6 @@ def make_context(mask: str, k: int, coords, values, resolution: int, generator) 
     rows, cols = hs.grid((resolution, resolution)).unbind(-1)
     keep = ~((rows.abs() < 0.5) & (cols.abs() < 0.5))  # outside the central square of half the side
     return Context(coords[:, keep], values[:, keep], torch.ones(coords.shape[0], int(keep.sum()), dtype=torch.bool))
-
-
-def upsample(images: torch.Tensor, size: int) -> torch.Tensor:
-    """[B, H, W, C] -> [B, size, size, C], nearest (shows the pixels as they are)."""
-    return F.interpolate(images.permute(0, 3, 1, 2), size=(size, size), mode="nearest").permute(0, 2, 3, 1)
 
 
 def main(args: argparse.Namespace) -> Path:
@@ -64,14 +59,9 @@ def main(args: argparse.Namespace) -> Path:
         fine = hs.grid((args.size, args.size)).expand(images.shape[0], -1, -1)
         completion = ((model.render(latent_params, fine) + 1) / 2).clamp(0, 1)
     completion = hs.points_to_image(completion, args.size, args.size)
-    index = hs.grid_index(context.coords, (resolution, resolution)).unsqueeze(-1).expand(-1, -1, values.shape[-1])
-    shown = torch.zeros_like(values).scatter(1, index, context.values)  # unknown pixels: mid grey
-    shown = hs.points_to_image((shown + 1) / 2, resolution, resolution)
-    panels = torch.cat([upsample(shown, args.size), completion, upsample(images, args.size)], dim=2)  # [B, S, 3S, C]
-    figure = (panels.reshape(-1, *panels.shape[2:]).numpy() * 255).round().astype(np.uint8)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(figure[..., 0] if figure.shape[-1] == 1 else figure).save(out)
+    shown = context_image(*context, resolution, resolution)  # unknown pixels: mid grey
+    panels = torch.stack([upsample_nearest(shown, args.size), completion, upsample_nearest(images, args.size)], 1)
+    out = save_png(args.out, tile(panels))  # one row per image: context | completion | truth
     print(f"wrote {out}: context | completion ({args.size}x{args.size}) | truth, {images.shape[0]} image(s)")
     return out
 

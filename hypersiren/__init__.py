@@ -2,10 +2,12 @@
 
 SIRENs with the paper's exact conventions, evaluated with a separate weight set per sample in one
 batched forward; derivative operators that work with per-sample weights; and `HyperSiren`, a set
-encoder and hypernetwork that predict a SIREN per signal from a few context points.
+encoder and hypernetwork that predict a SIREN per signal from a few context points (with a
+Conditional Neural Process, `ConditionalNeuralProcess`, as the baseline it is compared with).
 """
 
-from . import data, diff, figures, latent, prior
+from . import cnp, config, data, diff, figures, latent, prior
+from .cnp import CNPConfig, ConditionalNeuralProcess
 from .coords import (
     channels_first,
     channels_last,
@@ -25,6 +27,8 @@ from .siren import Siren, SirenConfig, siren_init_bounds
 __version__ = "0.1.0"
 
 __all__ = [
+    "CNPConfig",
+    "ConditionalNeuralProcess",
     "Context",
     "HyperSiren",
     "HyperSirenConfig",
@@ -36,6 +40,8 @@ __all__ = [
     "SirenParams",
     "channels_first",
     "channels_last",
+    "cnp",
+    "config",
     "data",
     "diff",
     "export_siren",

@@ -9,7 +9,9 @@ units after clipping, then averaged over images:
 - `mse_completed`: the image a user gets, with the known context pixels kept as they are;
 - `psnr`: the mean over images of `10 log10(1 / mse)` of each image's raw prediction.
 
-A predictor is any callable `(context, coords [B, N, 2]) -> values [B, N, C]`, values in [-1, 1].
+A predictor is any callable `(context, coords [B, N, 2]) -> values [B, N, C]`, values in [-1, 1]:
+a trained prior (`prior_predictor`), the Conditional Neural Process baseline (`cnp_predictor`, its
+mean), the mean training image, or interpolation of the context pixels.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .coords import grid_index, image_to_points
+from .cnp import ConditionalNeuralProcess
+from .coords import grid_index, image_to_points, points_to_image
 from .data.context import fixed_context, prefix_context
+from .figures import completion_grid, context_image
 from .prior import Context, HyperSiren
 
 CONTEXT_SIZES = ("10", "100", "1000", "half", "full")
@@ -70,6 +74,21 @@ def prior_predictor(model: HyperSiren) -> Predictor:
     return lambda context, coords: model(context, coords).values
 
 
+def cnp_predictor(model: ConditionalNeuralProcess) -> Predictor:
+    """The CNP's predicted mean."""
+    model.eval()
+    return lambda context, coords: model(context, coords).values
+
+
+def model_predictor(model: HyperSiren | ConditionalNeuralProcess) -> Predictor:
+    """`prior_predictor` or `cnp_predictor`, by the model's type."""
+    if isinstance(model, HyperSiren):
+        return prior_predictor(model)
+    if isinstance(model, ConditionalNeuralProcess):
+        return cnp_predictor(model)
+    raise TypeError(f"model_predictor: expected a HyperSiren or a ConditionalNeuralProcess, got {type(model).__name__}")
+
+
 def mean_image_predictor(train_images: Tensor) -> Predictor:
     """Ignores the context: predicts the mean training image."""
     _, mean = image_to_points(train_images.mean(0, keepdim=True) * 2 - 1)  # [1, N, C]
@@ -98,6 +117,23 @@ def interpolation_predictor() -> Predictor:
         return torch.stack(out)
 
     return predict
+
+
+def preview_grid(predict: Predictor, images: Tensor, *, context_points: int = 100, seed: int = 0,
+                 scale: int = 1) -> Tensor:
+    """Inpaint `images [K, H, W, C]` (in [0, 1]) from `context_points` random pixels each (drawn from
+    `seed`) and draw rows context / prediction / truth -> one image `[H', W', 3]` in [0, 1]
+    (`figures.completion_grid`)."""
+    if images.dim() != 4:
+        raise ValueError(f"preview_grid: expected images [K, H, W, C] in [0, 1], got {tuple(images.shape)}")
+    height, width = images.shape[1:3]
+    coords, truth = image_to_points(images)
+    context = fixed_context(coords, truth * 2 - 1, min(context_points, height * width),
+                            generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        pred = ((predict(context, coords) + 1) / 2).clamp(0, 1)
+    known = context_image(*context, height, width)
+    return completion_grid(known, points_to_image(pred, height, width), images, scale=scale)
 
 
 def markdown_table(rows: dict[str, dict], metric: str = "mse", sizes=CONTEXT_SIZES) -> str:

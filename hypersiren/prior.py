@@ -92,24 +92,34 @@ class SetEncoder(nn.Module):
         self.w0 = w0
 
     def forward(self, context: Context) -> Tensor:
-        coords, values, mask = context
-        if coords.dim() != 3 or values.dim() != 3 or coords.shape[:2] != values.shape[:2]:
-            raise ValueError(
-                f"SetEncoder: expected context coords [B, M, D] and values [B, M, C] with the same B, M, "
-                f"got {tuple(coords.shape)} and {tuple(values.shape)}"
-            )
-        if mask.shape != coords.shape[:2] or mask.dtype != torch.bool:
-            raise ValueError(f"SetEncoder: expected a bool mask {tuple(coords.shape[:2])}, got {mask.dtype} {tuple(mask.shape)}")
-        counts = mask.sum(1, keepdim=True)  # [B, 1]
-        if (counts == 0).any():
-            empty = (counts[:, 0] == 0).nonzero()[:, 0].tolist()
-            raise ValueError(f"SetEncoder: samples {empty} have no valid context point (mask all False)")
-        features = torch.sin(self.w0 * self.mlp(torch.cat([coords, values], dim=-1)))  # [B, M, Z]
-        features = features * mask.unsqueeze(-1).to(features.dtype)
-        return features.sum(1) / counts.to(features.dtype)
+        check_context(context, "SetEncoder")
+        features = torch.sin(self.w0 * self.mlp(torch.cat([context.coords, context.values], dim=-1)))  # [B, M, Z]
+        return masked_mean(features, context.mask)
 
 
-def _relu_mlp(in_dim: int, hidden: int, out_dim: int, depth: int) -> nn.Sequential:
+def check_context(context: Context, where: str) -> None:
+    """Raise unless `context` is coords `[B, M, D]`, values `[B, M, C]` and a bool mask `[B, M]` with a
+    valid point in every sample; `where` names the caller in the message."""
+    coords, values, mask = context
+    if coords.dim() != 3 or values.dim() != 3 or coords.shape[:2] != values.shape[:2]:
+        raise ValueError(
+            f"{where}: expected context coords [B, M, D] and values [B, M, C] with the same B, M, "
+            f"got {tuple(coords.shape)} and {tuple(values.shape)}"
+        )
+    if mask.shape != coords.shape[:2] or mask.dtype != torch.bool:
+        raise ValueError(f"{where}: expected a bool mask {tuple(coords.shape[:2])}, got {mask.dtype} {tuple(mask.shape)}")
+    if not mask.any(1).all():
+        empty = (~mask.any(1)).nonzero()[:, 0].tolist()
+        raise ValueError(f"{where}: samples {empty} have no valid context point (mask all False)")
+
+
+def masked_mean(features: Tensor, mask: Tensor) -> Tensor:
+    """Mean of `features [B, M, F]` over the points where `mask [B, M]` is True -> `[B, F]`."""
+    weights = mask.unsqueeze(-1).to(features.dtype)  # [B, M, 1]
+    return (features * weights).sum(1) / weights.sum(1)
+
+
+def relu_mlp(in_dim: int, hidden: int, out_dim: int, depth: int) -> nn.Sequential:
     """`depth` linear layers with ReLUs between them; Kaiming-normal init (fan_in, ReLU)."""
     dims = [in_dim] + [hidden] * (depth - 1) + [out_dim]
     layers: list[nn.Module] = []
@@ -135,7 +145,7 @@ class PerTensorHyperNetwork(nn.Module):
         heads = []
         for out, inp in self.layer_shapes:
             for numel, bias_bound in ((out * inp, 1.0 / inp), (out, 1.0 / hidden)):
-                head = _relu_mlp(latent_dim, hidden, numel, depth)
+                head = relu_mlp(latent_dim, hidden, numel, depth)
                 with torch.no_grad():
                     head[-1].weight.div_(100.0)
                     head[-1].bias.uniform_(-bias_bound, bias_bound)
@@ -166,7 +176,7 @@ class LowRankHyperNetwork(nn.Module):
         # each entry of a direction is scaled like the SIREN init of its tensor
         self.register_buffer("scale", torch.cat(scale), persistent=False)
         self.basis = nn.Parameter(torch.randn(rank, self.base.numel()) / math.sqrt(rank))  # [rank, P]
-        self.coeffs = _relu_mlp(latent_dim, hidden, rank, depth)
+        self.coeffs = relu_mlp(latent_dim, hidden, rank, depth)
         with torch.no_grad():
             self.coeffs[-1].weight.div_(10.0)
 

@@ -1,13 +1,19 @@
-"""Train a HyperSiren prior on a collection of images.
+"""Train a HyperSiren prior (or the Conditional Neural Process baseline) on a collection of images.
 
     python train/train_prior.py --preset tiny --data faces --out runs/faces_tiny
+    python train/train_prior.py --preset cnp_tiny --data faces --out runs/faces_cnp
     python train/train_prior.py --preset celeba32_paper --data ../shared/data/celeba64/celeba64_train.npz \
-        --holdout 500 --time-budget 1200 --out runs/celeba_paper
+        --holdout 500 --time-budget 1200 --set train.lr=1e-4 --set model.latent_dim=128 --out runs/celeba_paper
 
 `--data`: `faces` (scikit-image's packaged faces, no download), an `.npz`/`.npy` array of uint8
 `[N, H, W, C]` images (key `images`), a CelebA root, or a folder of images. Images are centre-cropped
 and resized to `--resolution`. `--holdout K` keeps the last K images out of training (for evaluation).
-The run folder gets `config.json`, TensorBoard events, `checkpoint.pt` and `metrics.json`.
+The preset's model config chooses the model (`cnp*` presets: a CNP). `--set section.field=value`
+overrides a field of the preset, `model.*` (HyperSirenConfig or CNPConfig) or `train.*` (TrainConfig);
+`--steps`, `--time-budget`, `--batch-size` and `--seed` are shortcuts for `train.*` fields.
+The run folder gets `config.json`, TensorBoard events (training scalars, and every `--image-every`
+steps and at the end an image grid context / prediction / truth of the first `--image-count`
+training images), `checkpoint.pt` and `metrics.json`.
 """
 
 from __future__ import annotations
@@ -21,10 +27,13 @@ import time
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from hypersiren.config import apply_overrides
 from hypersiren.data import load_collection, square_resize
 from hypersiren.presets import PRIOR_PRESETS
 from hypersiren.runs import prepare_run_dir, read_json, write_json
-from hypersiren.training import PriorTrainer, StepLog
+from hypersiren.training import make_trainer, resume_trainer
+
+SHORTCUTS = (("steps", "steps"), ("time_budget", "time_budget_s"), ("batch_size", "batch_size"), ("seed", "seed"))
 
 
 def load_training_images(data: str, resolution: int, holdout: int, limit: int | None) -> torch.Tensor:
@@ -34,36 +43,63 @@ def load_training_images(data: str, resolution: int, holdout: int, limit: int | 
     return images[: images.shape[0] - holdout]
 
 
+def configure(args: argparse.Namespace, value_dim: int):
+    """The preset's (model config, TrainConfig) with the data's value_dim, `--set` overrides and shortcuts."""
+    model_config, train_config = PRIOR_PRESETS[args.preset]
+    model_config = dataclasses.replace(model_config, value_dim=value_dim)
+    configs = apply_overrides({"model": model_config, "train": train_config}, args.set)
+    shortcuts = {field: getattr(args, arg) for arg, field in SHORTCUTS if getattr(args, arg) is not None}
+    both = [f"train.{field}" for field in shortcuts if any(p.split("=")[0].strip() == f"train.{field}" for p in args.set)]
+    if both:
+        raise ValueError(f"train_prior: {', '.join(both)} given both by --set and by its own flag; keep one")
+    return configs["model"], dataclasses.replace(configs["train"], **shortcuts)
+
+
 def main(args: argparse.Namespace) -> dict:
-    run_dir = prepare_run_dir(args.out, resume=args.resume, overwrite=args.overwrite)
+    if args.resume and args.set:
+        raise ValueError("train_prior: --set changes a new run's configuration; a resumed run keeps its own "
+                         "(use --steps / --time-budget to extend it)")
+    if args.image_every < 0 or args.image_count < 1 or args.image_context < 1:
+        raise ValueError(f"train_prior: expected --image-every >= 0, --image-count >= 1 and --image-context >= 1, "
+                         f"got {args.image_every}, {args.image_count} and {args.image_context}")
     if args.resume:
+        run_dir = prepare_run_dir(args.out, resume=True)
         saved = read_json(run_dir / "config.json")
         images = load_training_images(saved["data"], saved["resolution"], saved["holdout"], saved["limit"])
-        trainer = PriorTrainer.resume(run_dir, images, steps=args.steps, time_budget_s=args.time_budget)
+        trainer = resume_trainer(run_dir, images, steps=args.steps, time_budget_s=args.time_budget)
     else:
-        model_config, train_config = PRIOR_PRESETS[args.preset]
         images = load_training_images(args.data, args.resolution, args.holdout, args.limit)
-        model_config = dataclasses.replace(model_config, value_dim=images.shape[-1])
-        overrides = {k: v for k, v in (("steps", args.steps), ("time_budget_s", args.time_budget),
-                                       ("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
-        train_config = dataclasses.replace(train_config, **overrides)
-        trainer = PriorTrainer(model_config, train_config, images, run_dir)
+        model_config, train_config = configure(args, images.shape[-1])  # bad --set values fail before --out is made
+        run_dir = prepare_run_dir(args.out, overwrite=args.overwrite)
+        trainer = make_trainer(model_config, train_config, images, run_dir)
         write_json(run_dir / "config.json", {
-            "preset": args.preset, "data": args.data, "resolution": args.resolution, "holdout": args.holdout,
-            "limit": args.limit, "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config),
+            "preset": args.preset, "overrides": args.set, "kind": trainer.kind, "data": args.data,
+            "resolution": args.resolution, "holdout": args.holdout, "limit": args.limit,
+            "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config),
         })
     writer = SummaryWriter(str(run_dir))
     start, total = time.perf_counter(), trainer.config.steps
+    shown = images[: args.image_count]
+    scale = max(1, 128 // max(shown.shape[1:3]))
 
-    def on_step(entry: StepLog) -> None:
-        for name in ("loss", "mse", "latent", "params", "psnr"):
-            writer.add_scalar(f"train/{name}", getattr(entry, name), entry.step)
+    def write_images(step: int) -> None:
+        grid = trainer.preview(shown, context_points=args.image_context, scale=scale)
+        writer.add_image("inpaint/context_prediction_truth", grid, step, dataformats="HWC")
+
+    def on_step(entry) -> None:
+        for field in dataclasses.fields(entry):
+            if field.name != "step":
+                writer.add_scalar(f"train/{field.name}", getattr(entry, field.name), entry.step)
+        if args.image_every and entry.step % args.image_every == 0:
+            write_images(entry.step)
         if entry.step % 10 == 0 or entry.step == total:
             rate = entry.step / max(trainer.elapsed, 1e-9)
             print(f"\rstep {entry.step}/{total}  loss {entry.loss:.4f}  psnr {entry.psnr:.2f} dB  "
                   f"{rate:.1f} steps/s", end="", file=sys.stderr, flush=True)
 
     logs = trainer.run(on_step)
+    if args.image_every and trainer.step % args.image_every != 0:
+        write_images(trainer.step)
     print(file=sys.stderr)
     writer.close()
     tail = logs[-min(len(logs), 50):] if logs else []
@@ -91,6 +127,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds of training")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override a preset field, e.g. --set train.lr=1e-4 --set model.rank=32 "
+                             "(sections: model, train)")
+    parser.add_argument("--image-every", type=int, default=250,
+                        help="write a context / prediction / truth grid to TensorBoard every N steps and at the "
+                             "end (0: never)")
+    parser.add_argument("--image-count", type=int, default=4, help="training images in that grid")
+    parser.add_argument("--image-context", type=int, default=100, help="known pixels per image in that grid")
     parser.add_argument("--out", required=True, help="run folder")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
