@@ -12,7 +12,9 @@ those steps minus its resident memory before the model was built ("training memo
 is the first preset (`celeba32_paper`); ratios > 1 mean the other preset is faster / smaller.
 Part 2 (`--budget SECONDS` > 0): each preset, in a fresh process, trains for that many seconds on
 all but the last `--holdout` images and is scored on the held-out ones with the inpainting
-protocol, next to the mean training image and interpolation of the context pixels.
+protocol, next to the mean training image and interpolation of the context pixels. Each prior is
+scored twice: its plain prediction, and `+ residual correction` (`hypersiren.refine`: the
+prediction's errors at the context pixels interpolated and added, so it passes through them).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import torch
 from hypersiren.data import load_collection, square_resize
 from hypersiren.evaluation import (CONTEXT_SIZES, evaluate, interpolation_predictor, markdown_table,
                                    mean_image_predictor, model_predictor)
+from hypersiren.prior import HyperSiren
+from hypersiren.refine import RefineConfig, refined_predictor
 from hypersiren.presets import PRIOR_PRESETS
 from hypersiren.training import Trainer, make_trainer
 
@@ -101,7 +105,12 @@ def train_and_score(preset: str, args, queue) -> None:
     trainer = build(preset, train_images, args, time_budget_s=args.budget, steps=10**9)
     trainer.run()
     result = evaluate(model_predictor(trainer.model), test_images, sizes=eval_sizes(args))
-    queue.put({"preset": preset, "steps": trainer.step, "seconds": trainer.elapsed, "result": result})
+    corrected = None
+    if isinstance(trainer.model, HyperSiren):  # the same prior, its prediction passed through the context
+        corrected = evaluate(refined_predictor(trainer.model, RefineConfig(residual=True)), test_images,
+                             sizes=eval_sizes(args))
+    queue.put({"preset": preset, "steps": trainer.step, "seconds": trainer.elapsed, "result": result,
+               "residual": corrected})
 
 
 def eval_sizes(args) -> list[str]:
@@ -114,6 +123,8 @@ def part2(args) -> dict:
         out = in_child(train_and_score, preset, args)
         print(f"{preset}: {out['steps']} steps in {out['seconds']:.0f} s", flush=True)
         results[f"{preset} ({out['steps']} steps)"] = out["result"]
+        if out["residual"] is not None:
+            results[f"{preset} + residual correction"] = out["residual"]
     train_images, test_images = load_split(args)
     sizes = eval_sizes(args)
     results["mean training image"] = evaluate(mean_image_predictor(train_images), test_images, sizes=sizes)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from hypersiren.data import load_collection, square_resize
 from hypersiren.evaluation import (CONTEXT_SIZES, cnp_predictor, evaluate, interpolation_predictor, markdown_table,
-                                   mean_image_predictor, prior_predictor)
+                                   mean_image_predictor)
+from hypersiren.refine import RefineConfig, refined_predictor
 from hypersiren.runs import read_json, write_json
 from hypersiren.training import load_cnp, load_prior, run_images
 
@@ -57,7 +58,9 @@ def main(args: argparse.Namespace) -> dict:
     if test.shape[-1] != model.config.value_dim:
         raise ValueError(f"the prior predicts {model.config.value_dim} channels but the images have {test.shape[-1]}")
     sizes = [s for s in CONTEXT_SIZES if s in ("half", "full") or int(s) <= resolution * resolution]
-    results = {"prior": evaluate(prior_predictor(model), test, sizes=sizes, seed=args.seed)}
+    refine = RefineConfig(steps=args.refine_steps, lr=args.refine_lr, residual=args.residual,
+                          code="coeffs" if model.config.heads == "low_rank" else "latent")
+    results = {"prior": evaluate(refined_predictor(model, refine), test, sizes=sizes, seed=args.seed)}
     results["mean image"] = evaluate(mean_image_predictor(train), test, sizes=sizes, seed=args.seed)
     results["interpolation"] = evaluate(interpolation_predictor(), test, sizes=sizes, seed=args.seed)
     if cnp is not None:
@@ -82,6 +85,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--resolution", type=int, default=None, help="default: the run's")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N images")
     parser.add_argument("--seed", type=int, default=0, help="seed of the context pixels")
+    parser.add_argument("--residual", action="store_true",
+                        help="add the interpolated context residuals to the prior's prediction (hypersiren.refine)")
+    parser.add_argument("--refine-steps", type=int, default=0, help="Adam steps on the context pixels per image")
+    parser.add_argument("--refine-lr", type=float, default=1e-2)
     parser.add_argument("--out", required=True, help="FILE.json; the tables go to FILE.md")
     return parser.parse_args(argv)
 

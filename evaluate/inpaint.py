@@ -22,6 +22,7 @@ import hypersiren as hs
 from hypersiren.data import fixed_context, load_collection, prefix_context, square_resize
 from hypersiren.figures import context_image, save_png, tile, upsample_nearest
 from hypersiren.prior import Context
+from hypersiren.refine import RefineConfig, refined_predictor
 from hypersiren.runs import read_json
 from hypersiren.training import load_prior, run_images
 
@@ -54,10 +55,11 @@ def main(args: argparse.Namespace) -> Path:
         raise ValueError(f"--context {args.context} must be between 1 and the {resolution * resolution} pixels of the image")
     coords, values = hs.image_to_points(images * 2 - 1)
     context = make_context(args.mask, args.context, coords, values, resolution, torch.Generator().manual_seed(args.seed))
+    fine = hs.grid((args.size, args.size)).expand(images.shape[0], -1, -1)
+    refine = RefineConfig(steps=args.refine_steps, residual=args.residual,
+                          code="coeffs" if model.config.heads == "low_rank" else "latent")
     with torch.no_grad():
-        latent_params = model.decode(model.encode(context))
-        fine = hs.grid((args.size, args.size)).expand(images.shape[0], -1, -1)
-        completion = ((model.render(latent_params, fine) + 1) / 2).clamp(0, 1)
+        completion = ((refined_predictor(model, refine)(context, fine) + 1) / 2).clamp(0, 1)
     completion = hs.points_to_image(completion, args.size, args.size)
     shown = context_image(*context, resolution, resolution)  # unknown pixels: mid grey
     panels = torch.stack([upsample_nearest(shown, args.size), completion, upsample_nearest(images, args.size)], 1)
@@ -73,6 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=4, help="how many of the run's images (without --image)")
     parser.add_argument("--context", type=int, default=100, help="number of known pixels for --mask random")
     parser.add_argument("--mask", choices=("random", "center", "half"), default="random")
+    parser.add_argument("--residual", action="store_true", help="pass the completion through the known pixels "
+                        "(interpolated context residuals added; hypersiren.refine)")
+    parser.add_argument("--refine-steps", type=int, default=0, help="Adam steps on the known pixels per image")
     parser.add_argument("--size", type=int, default=128, help="output resolution of each panel")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="FILE.png")

@@ -91,15 +91,15 @@ FIT_PRESETS: dict[str, dict[str, dict]] = {
     },
     "poisson_grad": {
         "paper": dict(lr=1e-4, steps=10_000, target_scale=10.0),
-        "default": dict(lr=5e-4, lr_final=1e-5, steps=2000),
+        "default": dict(lr=1e-4, lr_final=1e-5, steps=2000, batch_points=8192),
     },
     "poisson_lapl": {
         "paper": dict(lr=1e-4, steps=10_000, target_scale=1e4),
-        "default": dict(lr=5e-4, lr_final=1e-5, steps=2000),
+        "default": dict(lr=1e-4, lr_final=1e-5, steps=2000, batch_points=8192),
     },
     "poisson_blend": {
         "paper": dict(lr=1e-4, steps=10_000, target_scale=10.0),
-        "default": dict(lr=5e-4, lr_final=1e-5, steps=2000),
+        "default": dict(lr=1e-4, lr_final=1e-5, steps=2000, batch_points=8192),
     },
     "sdf": {
         "paper": dict(lr=1e-4, grad_clip=1.0, batch_points=250_000, steps=10_000),

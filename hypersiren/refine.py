@@ -1,0 +1,97 @@
+"""Inference with a prior beyond one encoder pass: test-time refinement against the context pixels,
+and a residual correction that makes the prediction pass through them.
+
+- **Refinement.** The encoder's latent (or, for the `low_rank` hypernetwork, the rank coefficients it
+  maps to) is the start of `steps` Adam steps on the squared error at the context points, each
+  sample on its own, with an optional pull `anchor * |code - code_0|^2` towards the encoder's code.
+  The hypernetwork and SIREN stay as trained; only the per-image code moves.
+- **Residual correction.** The prediction's errors at the context points are interpolated over the
+  query points (linear inside their convex hull, nearest outside) and added, so the corrected
+  prediction equals the context values at the context points and keeps the prior's detail between them.
+
+`refined_predictor(model, RefineConfig(...))` is a predictor for `hypersiren.evaluation.evaluate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .params import SirenParams
+from .prior import Context, HyperSiren
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    steps: int = 0  # Adam steps per image on the context pixels; 0: the encoder's code as it is
+    lr: float = 1e-2
+    code: str = "coeffs"  # "coeffs" (low_rank only: the rank coefficients) or "latent"
+    anchor: float = 0.0  # weight of |code - code_0|^2 per sample
+    residual: bool = False  # add the interpolated context residuals
+
+    def __post_init__(self):
+        if self.steps < 0 or not self.lr > 0 or self.anchor < 0:
+            raise ValueError(f"RefineConfig: expected steps >= 0, lr > 0, anchor >= 0, got {self}")
+        if self.code not in ("coeffs", "latent"):
+            raise ValueError(f"RefineConfig: code must be 'coeffs' or 'latent', got {self.code!r}")
+
+
+def _code_and_decoder(model: HyperSiren, context: Context, code: str):
+    latent = model.encode(context)
+    if code == "latent":
+        return latent, model.decode
+    if model.config.heads != "low_rank":
+        raise ValueError(f"refine: code='coeffs' needs a low_rank hypernetwork, this prior has heads={model.config.heads!r}")
+    net = model.hypernet
+
+    def decode(coeffs: Tensor) -> SirenParams:
+        return SirenParams.unflatten(net.base + (coeffs @ net.basis) * net.scale, model.config.layer_shapes)
+
+    return net.coeffs(latent), decode
+
+
+def refine(model: HyperSiren, context: Context, config: RefineConfig) -> SirenParams:
+    """Per-sample SIREN weights after `config.steps` refinement steps (see the module docstring)."""
+    with torch.no_grad():
+        code0, decode = _code_and_decoder(model, context, config.code)
+    if config.steps == 0:
+        with torch.no_grad():
+            return decode(code0)
+    code = code0.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([code], lr=config.lr)
+    mask = context.mask.to(code.dtype)  # [B, M]
+    counts = mask.sum(1)
+    with torch.enable_grad():
+        for _ in range(config.steps):
+            pred = model.render(decode(code), context.coords)  # [B, M, C]
+            error = ((pred - context.values).square().mean(-1) * mask).sum(1) / counts  # [B]
+            loss = error.sum() + config.anchor * (code - code0).square().sum()
+            (code.grad,) = torch.autograd.grad(loss, [code])
+            optimizer.step()
+    with torch.no_grad():
+        return decode(code)
+
+
+def residual_correction(context: Context, residuals: Tensor, coords: Tensor) -> Tensor:
+    """Interpolate `residuals [B, M, C]` given at the context points to `coords [B, N, D]`."""
+    from .evaluation import interpolation_predictor
+
+    return interpolation_predictor()(Context(context.coords, residuals, context.mask), coords)
+
+
+def refined_predictor(model: HyperSiren, config: RefineConfig):
+    """A predictor `(context, coords) -> values [B, N, C]` with refinement and residual correction."""
+    model.eval()
+
+    def predict(context: Context, coords: Tensor) -> Tensor:
+        params = refine(model, context, config)
+        with torch.no_grad():
+            values = model.render(params, coords)
+            if config.residual:
+                residuals = (context.values - model.render(params, context.coords)) * context.mask.unsqueeze(-1)
+                values = values + residual_correction(context, residuals, coords)
+        return values
+
+    return predict
