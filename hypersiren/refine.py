@@ -54,11 +54,11 @@ def _code_and_decoder(model: HyperSiren, context: Context, code: str):
 
 def refine(model: HyperSiren, context: Context, config: RefineConfig) -> SirenParams:
     """Per-sample SIREN weights after `config.steps` refinement steps (see the module docstring)."""
+    if config.steps == 0:  # the amortised prediction, whatever the code kind
+        with torch.no_grad():
+            return model.decode(model.encode(context))
     with torch.no_grad():
         code0, decode = _code_and_decoder(model, context, config.code)
-    if config.steps == 0:
-        with torch.no_grad():
-            return decode(code0)
     code = code0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([code], lr=config.lr)
     mask = context.mask.to(code.dtype)  # [B, M]

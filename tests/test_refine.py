@@ -70,3 +70,6 @@ def test_refine_config_errors():
     _, _, _, context = setup()
     with pytest.raises(ValueError, match="code='coeffs' needs a low_rank hypernetwork"):
         refine(model, context, RefineConfig(steps=1))
+    with torch.no_grad():  # without refinement steps the code kind does not matter: residual correction works
+        values = refined_predictor(model, RefineConfig(residual=True))(context, context.coords)
+    torch.testing.assert_close(values, context.values, rtol=0, atol=1e-5)
