@@ -14,42 +14,18 @@ output (reconstruction.png / .wav / .mp4, mesh.ply, field.png) and metrics.json.
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
-import difflib
 import json
 import logging
 
+from hypersiren.config import parse_field_overrides
 from hypersiren.fitting import FIT_PRESETS, TASKS, FitConfig, fit_signal, preset_config
 
 
-def parse_overrides(pairs: list[str]) -> dict:
-    """`["lr=1e-3", "sdf_weights=(1,2,3,4)"]` -> typed values, checked against the FitConfig fields."""
-    fields = {f.name: f for f in dataclasses.fields(FitConfig)}
-    defaults = FitConfig()
-    values = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects FIELD=VALUE, got {pair!r}")
-        if name not in fields:
-            hint = difflib.get_close_matches(name, fields, n=1)
-            raise SystemExit(f"--set: unknown field {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
-        default = getattr(defaults, name)
-        try:
-            value = text if isinstance(default, str) else ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise SystemExit(f"--set {name}: cannot read {text!r} as a value") from None
-        if isinstance(default, float) and isinstance(value, int):
-            value = float(value)
-        if default is not None and not isinstance(value, type(default)) and not (default is None or value is None):
-            raise SystemExit(f"--set {name}: expected {type(default).__name__}, got {text!r}")
-        values[name] = value
-    return values
-
-
 def main(args: argparse.Namespace) -> dict:
-    overrides = parse_overrides(args.set)
+    try:
+        overrides = parse_field_overrides(args.set, FitConfig)
+    except ValueError as error:
+        raise SystemExit(f"--set: {error}") from None
     if args.steps is not None:
         overrides["steps"] = args.steps
     config = preset_config(args.task, args.preset, **overrides)

@@ -43,7 +43,7 @@ class SdfTask(Task):
         self.probe = self.points[probe]
 
     def sample(self, generator):
-        n = self.batch_size(len(self.points)) if self.config.batch_points else len(self.points)
+        n = self.batch_size(len(self.points))
         index = torch.randint(len(self.points), (n,), generator=generator)
         uniform = torch.rand(n, 3, generator=generator) * 2 - 1
         return torch.cat([self.points[index], uniform]), self.normals[index]

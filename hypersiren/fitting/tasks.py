@@ -93,6 +93,15 @@ class Task:
     def sample(self, generator: torch.Generator):
         raise NotImplementedError
 
+    def sample_points(self, coords: Tensor, targets: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """All points of a grid signal, or `batch_size` of them drawn at random: `[n, D]`, `[n, ...]`."""
+        n = coords.shape[0]
+        size = self.batch_size(n)
+        if size == n:
+            return coords, targets
+        index = torch.randperm(n, generator=generator)[:size]
+        return coords[index], targets[index]
+
     def loss(self, params: SirenParams, batch) -> dict[str, Tensor]:
         raise NotImplementedError
 
@@ -118,12 +127,7 @@ class GridTask(Task):
         self.values = torch.from_numpy(np.ascontiguousarray(signal)).reshape(-1, self.out_dim) * 2 - 1  # [N, C]
 
     def sample(self, generator):
-        n = self.coords.shape[0]
-        size = self.batch_size(n)
-        if size == n:
-            return self.coords, self.values
-        index = torch.randperm(n, generator=generator)[:size]
-        return self.coords[index], self.values[index]
+        return self.sample_points(self.coords, self.values, generator)
 
     def loss(self, params, batch):
         coords, values = batch
@@ -251,12 +255,7 @@ class PoissonTask(Task):
         self.target = torch.from_numpy(np.ascontiguousarray(target)).float().reshape(-1, target.shape[-1])
 
     def sample(self, generator):
-        n = self.coords.shape[0]
-        size = self.batch_size(n)
-        if size == n:
-            return self.coords, self.target
-        index = torch.randperm(n, generator=generator)[:size]
-        return self.coords[index], self.target[index]
+        return self.sample_points(self.coords, self.target, generator)
 
     def loss(self, params, batch):
         coords, target = batch
