@@ -78,6 +78,9 @@ def step_profile(preset: str, args, queue) -> None:
     train_images, _ = load_split(args)
     before = rss_mib()
     trainer = build(preset, train_images, args)
+    if not trainer.initialised:  # a data-driven start (basis heads): its memory counts, a few of its steps do
+        trainer.config = dataclasses.replace(trainer.config, init_steps=min(trainer.config.init_steps, 5))
+        trainer.initialise()
     trainer.train_step()  # warm-up
     times = []
     for _ in range(args.timed_steps):
@@ -102,7 +105,7 @@ def train_and_score(preset: str, args, queue) -> None:
     """Child process: train one preset for the budget, score it on the held-out images."""
     torch.set_num_threads(args.threads)
     train_images, test_images = load_split(args)
-    trainer = build(preset, train_images, args, time_budget_s=args.budget, steps=10**9)
+    trainer = build(preset, train_images, args, time_budget_s=args.budget)  # or the preset's steps, if fewer
     trainer.run()
     result = evaluate(model_predictor(trainer.model), test_images, sizes=eval_sizes(args))
     corrected = None

@@ -4,12 +4,22 @@
 pools them into one latent vector per sample, and predicts from it the full weights of a SIREN,
 which is then evaluated at any query coordinates with the batched `siren_forward`.
 
-Two hypernetwork designs:
+Three hypernetwork designs:
 - `heads="per_tensor"`: the reference architecture, one ReLU MLP head per SIREN tensor (10 heads for
   5 layers); for the paper's image SIREN that is about 52 M parameters.
 - `heads="low_rank"`: a learned base SIREN (initialised as a SIREN) plus a latent-dependent offset
   in a learned basis of `rank` directions of weight space: `params = base + coeffs(z) @ basis`. The
   basis is the only tensor of size `rank x P`, so it is several times smaller at the same latent size.
+- `heads="basis"`: every predicted SIREN shares its hidden layers, and the last layer is linear in
+  the latent, so a SIREN's output is a mean function plus `latent_dim` basis functions weighted by z:
+  `f_z(x) = m(x) + Phi(x) z`. With the prior `z ~ N(0, I)` and Gaussian noise on the values, the
+  latent given a context has a closed-form posterior, which is this design's encoder
+  (`encoder="posterior"`): exact Bayesian inference instead of an amortised guess, for any number of
+  context points. `BasisHyperNetwork.initialise` starts it from the principal components of the
+  training images (probabilistic PCA), represented by the SIREN.
+
+Two encoders: `encoder="set"` (the reference's sine MLP and masked mean) and `encoder="posterior"`
+(the posterior mean of z under a `basis` hypernetwork).
 """
 
 from __future__ import annotations
@@ -51,7 +61,8 @@ class HyperSirenConfig:
     siren_depth: int = 5
     w0_first: float = 30.0
     w0: float = 30.0
-    heads: str = "per_tensor"  # "per_tensor" (reference) or "low_rank"
+    heads: str = "per_tensor"  # "per_tensor" (reference), "low_rank" or "basis"
+    encoder: str = "set"  # "set" (sine MLP + masked mean) or "posterior" (heads="basis" only)
     head_hidden: int = 256  # width of the hypernetwork's hidden ReLU layers
     head_depth: int = 3  # linear layers per head (per_tensor) or in the coefficient MLP (low_rank)
     rank: int = 256  # low_rank only: number of weight-space directions
@@ -62,8 +73,16 @@ class HyperSirenConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"HyperSirenConfig: {name} must be a positive int, got {value!r}")
-        if self.heads not in ("per_tensor", "low_rank"):
-            raise ValueError(f"HyperSirenConfig: heads must be 'per_tensor' or 'low_rank', got {self.heads!r}")
+        if self.heads not in ("per_tensor", "low_rank", "basis"):
+            raise ValueError(f"HyperSirenConfig: heads must be 'per_tensor', 'low_rank' or 'basis', got {self.heads!r}")
+        if self.encoder not in ("set", "posterior"):
+            raise ValueError(f"HyperSirenConfig: encoder must be 'set' or 'posterior', got {self.encoder!r}")
+        if self.encoder == "posterior" and self.heads != "basis":
+            raise ValueError(f"HyperSirenConfig: encoder='posterior' needs heads='basis' (a SIREN linear in the "
+                             f"latent), got heads={self.heads!r}")
+        if self.heads == "basis" and self.siren_depth < 2:
+            raise ValueError(f"HyperSirenConfig: heads='basis' needs siren_depth >= 2 (shared hidden layers), "
+                             f"got {self.siren_depth}")
         for name in ("w0_first", "w0"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"HyperSirenConfig: {name} must be positive, got {getattr(self, name)!r}")
@@ -184,6 +203,128 @@ class LowRankHyperNetwork(nn.Module):
         return self.base + (self.coeffs(latent) @ self.basis) * self.scale  # [B, P]
 
 
+class BasisHyperNetwork(nn.Module):
+    """`f_z(x) = m(x) + Phi(x) z`: shared hidden layers (the trunk, features `h(x)`), a last layer that
+    is linear in the latent, `W(z) = W + sum_j z_j W_j` (biases likewise), and a learned noise variance.
+
+    `params(z)` gives the per-sample SIRENs (hidden layers shared, as expanded views); `posterior`
+    gives the exact posterior of z given a context under `z ~ N(0, I)` and value noise `noise`.
+    At init the mean SIREN is a SIREN initialisation and each basis function's last layer is one
+    scaled by `1/sqrt(latent_dim)`, so samples of the prior are at SIREN-init scale.
+    """
+
+    def __init__(self, latent_dim: int, layer_shapes, *, w0_first: float = 30.0, w0: float = 30.0,
+                 noise: float = 1e-2):
+        super().__init__()
+        self.layer_shapes = tuple(layer_shapes)
+        self.w0_first, self.w0 = w0_first, w0
+        bounds = siren_init_bounds(self.layer_shapes, w0=w0)
+        self.weights = nn.ParameterList(nn.Parameter(torch.empty(out, inp).uniform_(-wb, wb))
+                                        for (out, inp), (wb, _) in zip(self.layer_shapes, bounds))
+        self.biases = nn.ParameterList(nn.Parameter(torch.empty(out).uniform_(-bb, bb))
+                                       for (out, _), (_, bb) in zip(self.layer_shapes, bounds))
+        (out, inp), (wb, bb) = self.layer_shapes[-1], bounds[-1]
+        self.basis_weight = nn.Parameter(torch.empty(latent_dim, out, inp).uniform_(-wb, wb) / math.sqrt(latent_dim))
+        self.basis_bias = nn.Parameter(torch.empty(latent_dim, out).uniform_(-bb, bb) / math.sqrt(latent_dim))
+        self.log_noise = nn.Parameter(torch.tensor(math.log(noise)))
+
+    @property
+    def noise(self) -> Tensor:
+        """Variance of the Gaussian noise on each value, in the model's value units."""
+        return self.log_noise.exp()
+
+    def features(self, coords: Tensor) -> Tensor:
+        """Trunk features `h(x)`, the last hidden layer's sines: `[..., D]` -> `[..., H]`."""
+        trunk = SirenParams(tuple(w.unsqueeze(0) for w in self.weights[:-1]),
+                            tuple(b.unsqueeze(0) for b in self.biases[:-1]))
+        # siren_forward leaves its last layer linear; the trunk's last layer is a sine layer
+        pre = siren_forward(trunk, coords.reshape(1, -1, coords.shape[-1]), w0_first=self.w0_first, w0=self.w0)
+        scale = self.w0_first if trunk.depth == 1 else self.w0
+        return torch.sin(scale * pre).reshape(*coords.shape[:-1], -1)
+
+    def mean(self, features: Tensor) -> Tensor:
+        """`m(x)` from trunk features: `[..., H]` -> `[..., C]`."""
+        return features @ self.weights[-1].T + self.biases[-1]
+
+    def basis(self, features: Tensor) -> Tensor:
+        """`Phi(x)` from trunk features: `[..., H]` -> `[..., C, Z]`."""
+        return torch.einsum("...h,zch->...cz", features, self.basis_weight) + self.basis_bias.T
+
+    def params(self, latent: Tensor) -> SirenParams:
+        """Per-sample SIREN weights for latents `[B, Z]`; the hidden layers are views of the shared ones."""
+        batch = latent.shape[0]
+        weights = [w.expand(batch, *w.shape) for w in self.weights[:-1]]
+        biases = [b.expand(batch, *b.shape) for b in self.biases[:-1]]
+        weights.append(self.weights[-1] + torch.einsum("bz,zch->bch", latent, self.basis_weight))
+        biases.append(self.biases[-1] + latent @ self.basis_bias)
+        return SirenParams(tuple(weights), tuple(biases))
+
+    def posterior(self, context: Context) -> tuple[Tensor, Tensor]:
+        """Mean `[B, Z]` and covariance `[B, Z, Z]` of z given the context's values.
+
+        With `Phi_o` the basis at the valid context values and `r` their difference from the mean,
+        `cov = noise (Phi_o^T Phi_o + noise I)^-1` and `mean = cov Phi_o^T r / noise`.
+        """
+        features = self.features(context.coords)  # [B, M, H]
+        valid = context.mask.unsqueeze(-1).to(features.dtype)  # [B, M, 1]
+        residual = ((context.values - self.mean(features)) * valid).flatten(1)  # [B, M C]
+        phi = (self.basis(features) * valid.unsqueeze(-1)).flatten(1, 2)  # [B, M C, Z]
+        noise = self.noise
+        eye = torch.eye(phi.shape[-1], dtype=phi.dtype, device=phi.device)
+        chol = torch.linalg.cholesky(phi.mT @ phi + noise * eye)
+        mean = torch.cholesky_solve((phi.mT @ residual.unsqueeze(-1)), chol).squeeze(-1)
+        return mean, noise * torch.cholesky_inverse(chol)
+
+    def initialise(self, coords: Tensor, values: Tensor, *, steps: int, lr: float = 1e-4) -> dict:
+        """Start from probabilistic PCA of a collection of signals on a shared grid, represented by the SIREN.
+
+        `coords [P, D]`, `values [N, P, C]`. The top `latent_dim` principal components, each scaled by
+        `sqrt(eigenvalue - noise)`, and the mean signal become the targets of `steps` Adam steps on the
+        trunk and last layers (squared error summed over the mean and components, averaged over points);
+        the noise is PPCA's (the mean discarded eigenvalue) plus what the fit leaves per value.
+        Returns `{"ppca_noise", "fit_error", "noise"}`.
+        """
+        n, points, channels = values.shape
+        latent_dim = self.basis_weight.shape[0]
+        if coords.shape != (points, self.layer_shapes[0][1]) or channels != self.layer_shapes[-1][0]:
+            raise ValueError(f"BasisHyperNetwork.initialise: expected coords [P, {self.layer_shapes[0][1]}] and values "
+                             f"[N, P, {self.layer_shapes[-1][0]}], got {tuple(coords.shape)} and {tuple(values.shape)}")
+        if latent_dim >= min(n - 1, points * channels):
+            raise ValueError(f"BasisHyperNetwork.initialise: {latent_dim} components need more than {n} signals "
+                             f"of {points * channels} values")
+        with torch.no_grad():
+            flat = values.reshape(n, -1).double()
+            mean = flat.mean(0)
+            centred = flat - mean
+            if n < flat.shape[1]:  # eigenvectors of the smaller Gram matrix, mapped to value space
+                eigenvalues, vectors = torch.linalg.eigh(centred @ centred.T)
+                eigenvalues, vectors = eigenvalues.flip(0)[:latent_dim], vectors.flip(1)[:, :latent_dim]
+                vectors = centred.T @ vectors / eigenvalues.clamp_min(1e-12).sqrt()
+            else:
+                eigenvalues, vectors = torch.linalg.eigh(centred.T @ centred)
+                eigenvalues, vectors = eigenvalues.flip(0)[:latent_dim], vectors.flip(1)[:, :latent_dim]
+            eigenvalues = eigenvalues / (n - 1)
+            total = centred.square().sum() / (n - 1)
+            ppca_noise = float((total - eigenvalues.sum()) / (flat.shape[1] - latent_dim))
+            components = vectors * (eigenvalues - ppca_noise).clamp_min(0).sqrt()  # [P C, Z]
+            target_mean = mean.reshape(points, channels).to(values.dtype)
+            target_basis = components.reshape(points, channels, latent_dim).to(values.dtype)
+        optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        with torch.enable_grad():
+            for _ in range(steps):
+                features = self.features(coords)
+                loss = ((self.mean(features) - target_mean).square().sum(-1)
+                        + (self.basis(features) - target_basis).square().sum((-1, -2))).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        with torch.no_grad():
+            features = self.features(coords)
+            fit_error = float((self.basis(features) - target_basis).square().sum(-1).mean())
+            self.log_noise.fill_(math.log(ppca_noise + fit_error))
+        return {"ppca_noise": ppca_noise, "fit_error": fit_error, "noise": ppca_noise + fit_error}
+
+
 class HyperSiren(nn.Module):
     """Set encoder + hypernetwork -> a SIREN per sample. See the module docstring."""
 
@@ -192,21 +333,28 @@ class HyperSiren(nn.Module):
         self.config = config
         c = config
         self.encoder = SetEncoder(c.coord_dim + c.value_dim, c.latent_dim, hidden_dim=c.encoder_hidden,
-                                  depth=c.encoder_depth, w0=c.w0)
+                                  depth=c.encoder_depth, w0=c.w0) if c.encoder == "set" else None
         if c.heads == "per_tensor":
             self.hypernet = PerTensorHyperNetwork(c.latent_dim, c.layer_shapes, hidden=c.head_hidden, depth=c.head_depth)
-        else:
+        elif c.heads == "low_rank":
             self.hypernet = LowRankHyperNetwork(c.latent_dim, c.layer_shapes, hidden=c.head_hidden,
                                                 depth=c.head_depth, rank=c.rank, w0=c.w0)
+        else:
+            self.hypernet = BasisHyperNetwork(c.latent_dim, c.layer_shapes, w0_first=c.w0_first, w0=c.w0)
 
     def encode(self, context: Context) -> Tensor:
-        """Context points -> latent `[B, Z]`."""
+        """Context points -> latent `[B, Z]` (for `encoder="posterior"`, the posterior mean)."""
+        if self.encoder is None:
+            check_context(context, "HyperSiren.encode")
+            return self.hypernet.posterior(context)[0]
         return self.encoder(context)
 
     def decode(self, latent: Tensor) -> SirenParams:
         """Latent `[B, Z]` -> per-sample SIREN weights."""
         if latent.dim() != 2 or latent.shape[-1] != self.config.latent_dim:
             raise ValueError(f"HyperSiren.decode: expected latent [B, {self.config.latent_dim}], got {tuple(latent.shape)}")
+        if isinstance(self.hypernet, BasisHyperNetwork):
+            return self.hypernet.params(latent)
         return SirenParams.unflatten(self.hypernet(latent), self.config.layer_shapes)
 
     def render(self, params: SirenParams, coords: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ from .cnp import CNPConfig, CNPLoss, ConditionalNeuralProcess, cnp_loss
 from .coords import image_to_points
 from .data.context import fixed_context, sample_context
 from .evaluation import model_predictor, preview_grid
-from .prior import Context, HyperSiren, HyperSirenConfig, PriorLoss, prior_loss
+from .prior import BasisHyperNetwork, Context, HyperSiren, HyperSirenConfig, PriorLoss, prior_loss
 from .runs import CHECKPOINT, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,20 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every_s: float = 300.0  # also written at the end
     time_budget_s: float | None = None  # stop early once this many seconds of training have run
+    # heads="basis" only: Adam steps (at `init_lr`) that fit the SIREN to the training images' principal
+    # components before the first step (`BasisHyperNetwork.initialise`); they count towards the budget
+    init_steps: int = 0
+    init_lr: float = 1e-4
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"TrainConfig: steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError(f"TrainConfig: need steps >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig: lr must be positive, got {self.lr}")
         if self.query_points is not None and self.query_points < 1:
             raise ValueError(f"TrainConfig: query_points must be >= 1 or None, got {self.query_points}")
+        if self.init_steps < 0 or not self.init_lr > 0:
+            raise ValueError(f"TrainConfig: need init_steps >= 0 and init_lr > 0, got {self.init_steps}, {self.init_lr}")
         if not 1 <= self.min_context <= self.max_context:
             raise ValueError(f"TrainConfig: need 1 <= min_context <= max_context, got {self.min_context}, {self.max_context}")
 
@@ -110,6 +116,7 @@ class Trainer:
         self.coords, self.values = coords[:1], values * 2 - 1  # [1, N, 2] shared grid; values in [-1, 1]
         self.step = 0
         self.elapsed = 0.0  # seconds of training, summed over resumed segments
+        self.initialised = train_config.init_steps == 0  # the data-driven start, if any, has run
 
     @staticmethod
     def build_model(config) -> nn.Module:
@@ -122,6 +129,11 @@ class Trainer:
     def step_log(self, step: int, loss):
         raise NotImplementedError
 
+    def initialise(self) -> None:
+        """The model's data-driven start (`init_steps`); a subclass whose model has one overrides this."""
+        raise ValueError(f"{type(self).__name__}: init_steps={self.config.init_steps}, but this model has no "
+                         "data-driven initialisation")
+
     def state(self) -> dict:
         return {
             "kind": self.kind,
@@ -132,6 +144,7 @@ class Trainer:
             "generator": self.generator.get_state(),
             "step": self.step,
             "elapsed": self.elapsed,
+            "initialised": self.initialised,
         }
 
     def load_state(self, state: dict) -> None:
@@ -141,6 +154,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.step, self.elapsed = state["step"], state["elapsed"]
+        self.initialised = state.get("initialised", True)
 
     def save(self) -> None:
         save_checkpoint(self.run_dir / CHECKPOINT, self.state())
@@ -168,6 +182,12 @@ class Trainer:
         c = self.config
         logs = []
         last_save = time.perf_counter()
+        if not self.initialised:
+            start = time.perf_counter()
+            self.initialise()
+            self.elapsed += time.perf_counter() - start
+            self.initialised = True
+            self.save()
         while self.step < c.steps and (c.time_budget_s is None or self.elapsed < c.time_budget_s):
             start = time.perf_counter()
             entry = self.train_step()
@@ -229,6 +249,16 @@ class PriorTrainer(Trainer):
         c = self.config
         return prior_loss(self.model(context, coords), values, latent_weight=c.latent_weight,
                           param_weight=c.param_weight)
+
+    def initialise(self) -> None:
+        """`heads="basis"`: fit the SIREN to the probabilistic PCA of the training images."""
+        hypernet = self.model.hypernet
+        if not isinstance(hypernet, BasisHyperNetwork):
+            super().initialise()
+        info = hypernet.initialise(self.coords[0], self.values, steps=self.config.init_steps, lr=self.config.init_lr)
+        log.info("initialised from the principal components of %d images in %d steps: noise %.3g "
+                 "(PPCA %.3g + fit %.3g)", self.values.shape[0], self.config.init_steps, info["noise"],
+                 info["ppca_noise"], info["fit_error"])
 
     def step_log(self, step: int, loss: PriorLoss) -> StepLog:
         mse01 = loss.mse.item() / 4  # [-1, 1] units -> [0, 1] units

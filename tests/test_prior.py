@@ -114,8 +114,10 @@ def test_bad_inputs_are_rejected():
         model.encode(context._replace(values=torch.zeros(3, 19, 3)))
     with pytest.raises(ValueError, match=r"expected latent \[B, 32\], got \(3, 16\)"):
         model.decode(torch.zeros(3, 16))
-    with pytest.raises(ValueError, match="heads must be 'per_tensor' or 'low_rank'"):
+    with pytest.raises(ValueError, match="heads must be 'per_tensor', 'low_rank' or 'basis'"):
         HyperSirenConfig(heads="shared")
+    with pytest.raises(ValueError, match="encoder='posterior' needs heads='basis'"):
+        HyperSirenConfig(encoder="posterior")
     with pytest.raises(ValueError, match="latent_dim must be a positive int"):
         HyperSirenConfig(latent_dim=0)
 
