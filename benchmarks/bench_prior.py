@@ -10,9 +10,12 @@ Part 1 (always): for each preset, in a fresh process, the median time of `--time
 steps at batch `--batch-size` (after one warm-up step) and the process's peak resident memory during
 those steps minus its resident memory before the model was built ("training memory"). The baseline
 is the first preset (`celeba32_paper`); ratios > 1 mean the other preset is faster / smaller.
-Part 2 (`--budget SECONDS` > 0): each preset, in a fresh process, trains for that many seconds on
-all but the last `--holdout` images and is scored on the held-out ones with the inpainting
-protocol, next to the mean training image and interpolation of the context pixels. Each prior is
+A preset with a data-driven start (`celeba32`: `init_steps`) runs five of its start steps before
+the timed steps, so its memory counts. Part 2 (`--budget SECONDS` > 0): each preset, in a fresh
+process, trains for that many seconds (start included), or for its own number of steps if it ends
+sooner (`celeba32` trains none after its start), on all but the last `--holdout` images, and is
+scored on the held-out ones with the inpainting protocol, next to the mean training image and
+interpolation of the context pixels. Each prior is
 scored twice: its plain prediction, and `+ residual correction` (`hypersiren.refine`: the
 prediction's errors at the context pixels interpolated and added, so it passes through them).
 """

@@ -21,12 +21,13 @@ from .coords import (
 from .export import export_siren, load_exported_siren
 from .params import LayerShapes, SirenParams, num_params, siren_layer_shapes, stack_params
 from .forward import siren_forward
-from .prior import Context, HyperSiren, HyperSirenConfig, Prediction, SetEncoder, prior_loss
+from .prior import BasisHyperNetwork, Context, HyperSiren, HyperSirenConfig, Prediction, SetEncoder, prior_loss
 from .siren import Siren, SirenConfig, siren_init_bounds
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BasisHyperNetwork",
     "CNPConfig",
     "ConditionalNeuralProcess",
     "Context",

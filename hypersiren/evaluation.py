@@ -136,12 +136,19 @@ def preview_grid(predict: Predictor, images: Tensor, *, context_points: int = 10
     return completion_grid(known, points_to_image(pred, height, width), images, scale=scale)
 
 
+def _cell(value: float, metric: str) -> str:
+    """PSNR to 0.01 dB; an MSE to 5 decimals, or to 3 significant digits between 1e-9 and 0.001 (1000-pixel contexts)."""
+    if metric == "psnr":
+        return f"{value:.2f}"
+    return f"{value:.5f}" if value >= 1e-3 or value < 1e-9 else f"{value:.3g}"
+
+
 def markdown_table(rows: dict[str, dict], metric: str = "mse", sizes=CONTEXT_SIZES) -> str:
     """`rows = {method: evaluate(...) result}` -> a markdown table of one metric."""
     lines = ["| method | " + " | ".join(f"{s} px" if s.isdigit() else s for s in sizes) + " |",
              "|---|" + "---|" * len(sizes)]
     for method, result in rows.items():
-        cells = [f"{result[metric][s]:.5f}" if metric != "psnr" else f"{result[metric][s]:.2f}" for s in sizes]
+        cells = [_cell(result[metric][s], metric) for s in sizes]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -284,11 +284,12 @@ class BasisHyperNetwork(nn.Module):
         the noise is PPCA's (the mean discarded eigenvalue) plus what the fit leaves per value.
         Returns `{"ppca_noise", "fit_error", "noise"}`.
         """
-        n, points, channels = values.shape
-        latent_dim = self.basis_weight.shape[0]
-        if coords.shape != (points, self.layer_shapes[0][1]) or channels != self.layer_shapes[-1][0]:
-            raise ValueError(f"BasisHyperNetwork.initialise: expected coords [P, {self.layer_shapes[0][1]}] and values "
-                             f"[N, P, {self.layer_shapes[-1][0]}], got {tuple(coords.shape)} and {tuple(values.shape)}")
+        latent_dim, dims, channels = self.basis_weight.shape[0], self.layer_shapes[0][1], self.layer_shapes[-1][0]
+        if coords.dim() != 2 or values.dim() != 3 or coords.shape != (values.shape[1], dims) \
+                or values.shape[2] != channels:
+            raise ValueError(f"BasisHyperNetwork.initialise: expected coords [P, {dims}] and values [N, P, {channels}], "
+                             f"got {tuple(coords.shape)} and {tuple(values.shape)}")
+        n, points, _ = values.shape
         if latent_dim >= min(n - 1, points * channels):
             raise ValueError(f"BasisHyperNetwork.initialise: {latent_dim} components need more than {n} signals "
                              f"of {points * channels} values")

@@ -89,11 +89,12 @@ def test_reference_architecture_parameter_count():
     assert sum(p.numel() for p in low_rank.parameters()) < hyper / 3
 
 
-@pytest.mark.parametrize("heads, low, high", [("per_tensor", 0.3, 6.0), ("low_rank", 0.7, 1.5)])
+@pytest.mark.parametrize("heads, low, high", [("per_tensor", 0.3, 6.0), ("low_rank", 0.7, 1.5), ("basis", 0.9, 1.1)])
 def test_predicted_sirens_start_at_siren_init_scale(heads, low, high):
     """At init the decoded weights of every hidden layer have a std close to the SIREN init's."""
     torch.manual_seed(0)
-    config = HyperSirenConfig(heads=heads, latent_dim=64, encoder_hidden=64, siren_hidden=64, head_hidden=64, rank=64)
+    config = HyperSirenConfig(heads=heads, encoder="posterior" if heads == "basis" else "set", latent_dim=64,
+                              encoder_hidden=64, siren_hidden=64, head_hidden=64, rank=64)
     model = HyperSiren(config)
     with torch.no_grad():
         params = model.decode(model.encode(random_context(batch=8, m=50)))
@@ -101,6 +102,11 @@ def test_predicted_sirens_start_at_siren_init_scale(heads, low, high):
     for i in range(1, config.siren_depth - 1):
         ratio = params.weights[i].std().item() / (bounds[i][0] / math.sqrt(3))
         assert low < ratio < high, f"layer {i}: predicted std / SIREN init std = {ratio:.2f}"
+    if heads == "basis":  # the last layer of a prior sample z ~ N(0, I): the mean's init plus as much again
+        with torch.no_grad():
+            last = model.decode(torch.randn(8, 64)).weights[-1]
+        ratio = last.std().item() / (bounds[-1][0] / math.sqrt(3))
+        assert 1.2 < ratio < 1.7, f"last layer: std / SIREN init std = {ratio:.2f}"
 
 
 def test_bad_inputs_are_rejected():
@@ -136,3 +142,119 @@ def test_prior_loss_terms():
     torch.testing.assert_close(loss.total, loss.mse + 0.5 * loss.latent + 2.0 * loss.params)
     with pytest.raises(ValueError, match=r"expected target \(3, 16, 3\) like the prediction"):
         hs.prior.prior_loss(pred, target[:, :5])
+
+
+def basis_model(latent_dim=6, value_dim=3, seed=0) -> HyperSiren:
+    torch.manual_seed(seed)
+    return HyperSiren(HyperSirenConfig(value_dim=value_dim, heads="basis", encoder="posterior", latent_dim=latent_dim,
+                                       siren_hidden=16, siren_depth=3, w0_first=10.0, w0=10.0)).double()
+
+
+def test_posterior_encoder_is_the_gaussian_conditional_in_function_space():
+    """The posterior mean of z, rendered by the per-sample SIRENs, equals the Gaussian-process conditional
+    mean with kernel Phi Phi^T + noise I; the posterior covariance gives its conditional covariance."""
+    model = basis_model()
+    net = model.hypernet
+    with torch.no_grad():
+        net.log_noise.fill_(math.log(0.05))
+    context = random_context(batch=2, m=5, dtype=torch.float64)
+    context = context._replace(mask=torch.tensor([[True] * 5, [True, True, False, True, True]]))
+    query = hs.grid((4, 4), dtype=torch.float64).expand(2, -1, -1)
+    with torch.no_grad():
+        pred = model(context, query).values  # [2, 16, 3]
+        latent, cov = net.posterior(context)
+        for b in range(2):
+            keep = context.mask[b]
+            h = net.features(torch.cat([context.coords[b, keep], query[b]]))
+            m, phi = net.mean(h).reshape(-1), net.basis(h).reshape(-1, 6)  # stacked [(M + N) C], [(M + N) C, Z]
+            o = slice(0, int(keep.sum()) * 3)
+            q = slice(o.stop, None)
+            kernel = phi @ phi.T
+            gain = kernel[q, o] @ torch.linalg.inv(kernel[o, o] + 0.05 * torch.eye(o.stop, dtype=torch.float64))
+            expected = m[q] + gain @ (context.values[b, keep].reshape(-1) - m[o])
+            torch.testing.assert_close(pred[b].reshape(-1), expected, rtol=1e-9, atol=1e-9)
+            conditional_cov = kernel[q, q] - gain @ kernel[o, q]
+            torch.testing.assert_close(phi[q] @ cov[b] @ phi[q].T, conditional_cov, rtol=1e-8, atol=1e-9)
+
+
+def test_posterior_encoder_is_invariant_to_point_order_and_masked_padding():
+    model = basis_model()
+    context = random_context(dtype=torch.float64)
+    latent = model.encode(context)
+    perm = torch.randperm(20, generator=torch.Generator().manual_seed(1))
+    shuffled = Context(context.coords[:, perm], context.values[:, perm], context.mask[:, perm])
+    torch.testing.assert_close(model.encode(shuffled), latent, rtol=0, atol=1e-10)
+    junk = random_context(m=7, seed=1, dtype=torch.float64)
+    padded = Context(torch.cat([context.coords, junk.coords], 1), torch.cat([context.values, junk.values * 100], 1),
+                     torch.cat([context.mask, torch.zeros(3, 7, dtype=torch.bool)], 1))
+    torch.testing.assert_close(model.encode(padded), latent, rtol=0, atol=1e-10)
+
+
+def test_basis_params_render_as_mean_plus_basis_times_latent():
+    model = basis_model()
+    net = model.hypernet
+    z = torch.randn(3, 6, dtype=torch.float64)
+    coords = torch.rand(3, 11, 2, dtype=torch.float64) * 2 - 1
+    params = model.decode(z)
+    assert params.layer_shapes == model.config.layer_shapes and params.batch_shape == (3,)
+    h = net.features(coords)
+    expected = net.mean(h) + (net.basis(h) @ z[:, None, :, None]).squeeze(-1)
+    torch.testing.assert_close(model.render(params, coords), expected, rtol=1e-10, atol=1e-10)
+    # a plain Siren with one sample's weights computes the same function
+    siren = hs.Siren(2, 3, hidden_dim=16, depth=3, w0_first=10.0, w0=10.0).double()
+    torch.nn.utils.vector_to_parameters(params.map(lambda t: t[1]).flatten(), siren.parameters())
+    torch.testing.assert_close(siren(coords[1]), expected[1], rtol=1e-10, atol=1e-10)
+
+
+def ppca_data(n, side=6, channels=1, components=3, noise=0.05, seed=0):
+    """`n` signals on a `side x side` grid: a mean plus `components` smooth directions (the same for
+    every seed) with unit Gaussian weights drawn from `seed`, plus white noise of std `noise`;
+    returns coords [P, 2] and values [n, P, C]."""
+    coords = hs.grid((side, side), dtype=torch.float64)
+    freq = torch.rand(components + 1, 2, channels, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2
+    g = torch.Generator().manual_seed(seed + 1)
+    shapes = torch.sin(torch.einsum("pd,kdc->kpc", coords, freq) * 2 + 1) * 0.3  # [K + 1, P, C]
+    weights = torch.randn(n, components, generator=g, dtype=torch.float64)
+    values = shapes[0] + torch.einsum("nk,kpc->npc", weights, shapes[1:])
+    return coords, values + noise * torch.randn(values.shape, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("n", [400, 30])  # more signals than values (covariance) and fewer (Gram matrix)
+def test_initialise_is_probabilistic_pca_represented_by_the_siren(n):
+    coords, values = ppca_data(n)
+    model = basis_model(latent_dim=3, value_dim=1)
+    info = model.hypernet.initialise(coords, values, steps=600, lr=3e-3)
+    # PPCA's noise: the mean of the eigenvalues of the sample covariance beyond the third
+    flat = values.reshape(n, -1)
+    sample_cov = torch.cov(flat.T)
+    eigenvalues = torch.linalg.eigvalsh(sample_cov).flip(0)
+    assert info["ppca_noise"] == pytest.approx(float(eigenvalues[3:].mean()), rel=1e-8)
+    if n == 400:
+        assert info["ppca_noise"] == pytest.approx(0.05**2, rel=0.2)
+    # the SIREN's mean and covariance (Phi Phi^T + noise I) reproduce the sample's
+    net = model.hypernet
+    with torch.no_grad():
+        h = net.features(coords)
+        mean, phi = net.mean(h).reshape(-1), net.basis(h).reshape(-1, 3)
+        cov = phi @ phi.T + net.noise * torch.eye(phi.shape[0], dtype=torch.float64)
+    torch.testing.assert_close(mean, flat.mean(0), rtol=0, atol=0.02)
+    assert torch.linalg.norm(cov - sample_cov) / torch.linalg.norm(sample_cov) < 0.1
+    assert info["fit_error"] < 0.1 * info["ppca_noise"]
+
+
+def test_initialised_prior_completes_signals_of_its_family():
+    coords, values = ppca_data(400)
+    model = basis_model(latent_dim=3, value_dim=1)
+    model.hypernet.initialise(coords, values, steps=600, lr=3e-3)
+    _, test = ppca_data(50, seed=1)
+    batch = coords.expand(50, -1, -1)
+    context = hs.data.fixed_context(batch, test, 6, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        pred = model(context, batch).values
+    error = (pred - test).square().mean()
+    mean_error = (values.mean(0) - test).square().mean()
+    assert error < 0.15 * mean_error, (float(error), float(mean_error))
+    with pytest.raises(ValueError, match="3 components need more than 3 signals"):
+        model.hypernet.initialise(coords, values[:3], steps=1)
+    with pytest.raises(ValueError, match=r"expected coords \[P, 2\] and values \[N, P, 1\]"):
+        model.hypernet.initialise(coords, values[..., None], steps=1)

@@ -1,9 +1,11 @@
 """Prior training: it learns, it resumes exactly, and run folders and checkpoints are safe."""
 
+import dataclasses
+
 import pytest
 import torch
 
-from hypersiren.prior import HyperSirenConfig
+from hypersiren.prior import BasisHyperNetwork, HyperSirenConfig
 from hypersiren.runs import CHECKPOINT, load_checkpoint, prepare_run_dir, save_checkpoint
 from hypersiren.training import PriorTrainer, TrainConfig
 
@@ -43,6 +45,56 @@ def test_resume_continues_exactly(tmp_path):
     assert resumed.step == 3
     tail = [log.loss for log in resumed.run()]
     assert head + tail == straight  # bit-identical on the CPU
+
+
+BASIS_MODEL = HyperSirenConfig(value_dim=1, latent_dim=3, siren_hidden=16, siren_depth=3, heads="basis",
+                               encoder="posterior", w0_first=10.0, w0=10.0)
+
+
+def test_basis_prior_starts_from_pca_once_and_resumes_exactly(tmp_path, monkeypatch):
+    images = smooth_images(n=12)
+    config = TrainConfig(steps=4, batch_size=3, lr=1e-4, min_context=4, max_context=12, latent_weight=0.0,
+                         param_weight=0.0, init_steps=20, init_lr=1e-3, checkpoint_every_s=1e9)
+    straight = [log.loss for log in PriorTrainer(BASIS_MODEL, config, images, tmp_path / "a").run()]
+    calls = []
+    original = BasisHyperNetwork.initialise
+    monkeypatch.setattr(BasisHyperNetwork, "initialise",
+                        lambda self, *args, **kwargs: calls.append(1) or original(self, *args, **kwargs))
+    head = [log.loss for log in PriorTrainer(BASIS_MODEL, dataclasses.replace(config, steps=2), images,
+                                             tmp_path / "b").run()]
+    resumed = PriorTrainer.resume(tmp_path / "b", images, steps=4)
+    tail = [log.loss for log in resumed.run()]
+    assert calls == [1]  # the resumed run does not start over
+    assert head + tail == straight
+    # steps=0: the data-driven start alone, checkpointed; from all pixels it reconstructs about as well
+    # as the projection on the top 3 principal components
+    only = PriorTrainer(BASIS_MODEL, dataclasses.replace(config, steps=0, init_steps=400), images, tmp_path / "c")
+    assert only.run() == []
+    state = load_checkpoint(tmp_path / "c" / CHECKPOINT)
+    assert state["initialised"] and state["step"] == 0 and state["elapsed"] > 0
+    flat = only.values.flatten(1)
+    centred = flat - flat.mean(0)
+    _, _, vt = torch.linalg.svd(centred, full_matrices=False)
+    pca_error = (centred - centred @ vt[:3].T @ vt[:3]).square().mean().item()
+    with torch.no_grad():
+        error = only.compute_loss(*_full_context(only)).mse.item()
+    assert error < 1.5 * pca_error + 1e-3, (error, pca_error)
+
+
+def _full_context(trainer):
+    from hypersiren.prior import Context
+
+    values = trainer.values
+    coords = trainer.coords.expand(values.shape[0], -1, -1)
+    return Context(coords, values, torch.ones(values.shape[:2], dtype=torch.bool)), coords, values
+
+
+def test_init_steps_need_a_model_with_a_data_driven_start(tmp_path):
+    config = TrainConfig(steps=1, batch_size=2, min_context=2, max_context=8, init_steps=5)
+    with pytest.raises(ValueError, match="init_steps=5, but this model has no data-driven initialisation"):
+        PriorTrainer(TINY_MODEL, config, smooth_images(), tmp_path).run()
+    with pytest.raises(ValueError, match="need init_steps >= 0 and init_lr > 0"):
+        TrainConfig(init_steps=-1)
 
 
 def test_checkpoint_is_of_the_right_kind(tmp_path):
