@@ -117,6 +117,7 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # seconds of training, summed over resumed segments
         self.initialised = train_config.init_steps == 0  # the data-driven start, if any, has run
+        self.start_info: dict | None = None  # what the start measured (noise, fit error), once it ran
 
     @staticmethod
     def build_model(config) -> nn.Module:
@@ -145,6 +146,7 @@ class Trainer:
             "step": self.step,
             "elapsed": self.elapsed,
             "initialised": self.initialised,
+            "start_info": self.start_info,
         }
 
     def load_state(self, state: dict) -> None:
@@ -155,6 +157,7 @@ class Trainer:
         self.generator.set_state(state["generator"])
         self.step, self.elapsed = state["step"], state["elapsed"]
         self.initialised = state.get("initialised", True)
+        self.start_info = state.get("start_info")
 
     def save(self) -> None:
         save_checkpoint(self.run_dir / CHECKPOINT, self.state())
@@ -256,6 +259,7 @@ class PriorTrainer(Trainer):
         if not isinstance(hypernet, BasisHyperNetwork):
             super().initialise()
         info = hypernet.initialise(self.coords[0], self.values, steps=self.config.init_steps, lr=self.config.init_lr)
+        self.start_info = {**info, "images": self.values.shape[0], "steps": self.config.init_steps}
         log.info("initialised from the principal components of %d images in %d steps: noise %.3g "
                  "(PPCA %.3g + fit %.3g)", self.values.shape[0], self.config.init_steps, info["noise"],
                  info["ppca_noise"], info["fit_error"])

@@ -91,7 +91,13 @@ def test_readme_demo_prior_beats_the_baselines_on_the_packaged_faces(tmp_path):
     """The README's main command, as a user runs it: the `faces` preset on scikit-image's faces."""
     out = tmp_path / "faces"
     run(ROOT / "train" / "train_prior.py", "--preset", "faces", "--data", "faces", "--holdout", "20", "--out", out)
-    assert json.loads((out / "metrics.json").read_text())["seconds"] < 60
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["seconds"] < 60 and metrics["steps"] == 0
+    assert metrics["start"]["images"] == 80 and metrics["start"]["fit_error"] < metrics["start"]["ppca_noise"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out)).Reload()
+    assert "inpaint/context_prediction_truth" in events.Tags()["images"] and "start/noise" in events.Tags()["scalars"]
     run(ROOT / "evaluate" / "eval_prior.py", "--checkpoint", out / "checkpoint.pt", "--out", out / "eval.json")
     report = json.loads((out / "eval.json").read_text())
     mean, interpolation = report["baselines"]["mean image"], report["baselines"]["interpolation"]

@@ -1,5 +1,6 @@
 """Train a HyperSiren prior (or the Conditional Neural Process baseline) on a collection of images.
 
+    python train/train_prior.py --preset faces --data faces --out runs/faces
     python train/train_prior.py --preset tiny --data faces --out runs/faces_tiny
     python train/train_prior.py --preset cnp_tiny --data faces --out runs/faces_cnp
     python train/train_prior.py --preset celeba32_paper --data ../shared/data/celeba64/celeba64_train.npz \
@@ -13,7 +14,9 @@ overrides a field of the preset, `model.*` (HyperSirenConfig or CNPConfig) or `t
 `--steps`, `--time-budget`, `--batch-size` and `--seed` are shortcuts for `train.*` fields.
 The run folder gets `config.json`, TensorBoard events (training scalars, and every `--image-every`
 steps and at the end an image grid context / prediction / truth of the first `--image-count`
-training images), `checkpoint.pt` and `metrics.json`.
+training images), `checkpoint.pt` and `metrics.json`. Presets with a data-driven start (`faces`,
+`celeba32`: `train.init_steps`) run it first; its measurements (noise, PCA noise, fit error) go to
+`metrics.json` ("start") and TensorBoard (`start/*`).
 """
 
 from __future__ import annotations
@@ -98,7 +101,10 @@ def main(args: argparse.Namespace) -> dict:
                   f"{rate:.1f} steps/s", end="", file=sys.stderr, flush=True)
 
     logs = trainer.run(on_step)
-    if args.image_every and trainer.step % args.image_every != 0:
+    if trainer.start_info is not None:  # a data-driven start (basis priors): its measurements at step 0
+        for name in ("noise", "ppca_noise", "fit_error"):
+            writer.add_scalar(f"start/{name}", trainer.start_info[name], 0)
+    if args.image_every and (trainer.step % args.image_every != 0 or not logs):
         write_images(trainer.step)
     print(file=sys.stderr)
     writer.close()
@@ -110,6 +116,7 @@ def main(args: argparse.Namespace) -> dict:
         "train_psnr_last50": sum(e.psnr for e in tail) / len(tail) if tail else None,
         "train_mse_last50": sum(e.mse for e in tail) / len(tail) if tail else None,
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "start": trainer.start_info,
     }
     write_json(run_dir / "metrics.json", metrics)
     print(f"trained {metrics['steps']} steps in {metrics['seconds']} s; checkpoint in {run_dir}")
