@@ -294,19 +294,8 @@ class BasisHyperNetwork(nn.Module):
             raise ValueError(f"BasisHyperNetwork.initialise: {latent_dim} components need more than {n} signals "
                              f"of {points * channels} values")
         with torch.no_grad():
-            flat = values.reshape(n, -1).double()
-            mean = flat.mean(0)
-            centred = flat - mean
-            if n < flat.shape[1]:  # eigenvectors of the smaller Gram matrix, mapped to value space
-                eigenvalues, vectors = torch.linalg.eigh(centred @ centred.T)
-                eigenvalues, vectors = eigenvalues.flip(0)[:latent_dim], vectors.flip(1)[:, :latent_dim]
-                vectors = centred.T @ vectors / eigenvalues.clamp_min(1e-12).sqrt()
-            else:
-                eigenvalues, vectors = torch.linalg.eigh(centred.T @ centred)
-                eigenvalues, vectors = eigenvalues.flip(0)[:latent_dim], vectors.flip(1)[:, :latent_dim]
-            eigenvalues = eigenvalues / (n - 1)
-            total = centred.square().sum() / (n - 1)
-            ppca_noise = float((total - eigenvalues.sum()) / (flat.shape[1] - latent_dim))
+            eigenvalues, vectors, mean, total = _principal_components(values.reshape(n, -1), latent_dim)
+            ppca_noise = float((total - eigenvalues.sum()) / (points * channels - latent_dim))
             components = vectors * (eigenvalues - ppca_noise).clamp_min(0).sqrt()  # [P C, Z]
             target_mean = mean.reshape(points, channels).to(values.dtype)
             target_basis = components.reshape(points, channels, latent_dim).to(values.dtype)
@@ -324,6 +313,30 @@ class BasisHyperNetwork(nn.Module):
             fit_error = float((self.basis(features) - target_basis).square().sum(-1).mean())
             self.log_noise.fill_(math.log(ppca_noise + fit_error))
         return {"ppca_noise": ppca_noise, "fit_error": fit_error, "noise": ppca_noise + fit_error}
+
+
+def _principal_components(flat: Tensor, count: int, chunk: int = 4096) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Top `count` eigenvalues `[K]` and eigenvectors `[D, K]` of the sample covariance of `flat [N, D]`,
+    its mean `[D]` and total variance, in float64. With fewer signals than values the eigenvectors come
+    from the `N x N` Gram matrix; otherwise the `D x D` covariance is accumulated `chunk` signals at a
+    time, so memory stays at one chunk in float64 however many signals there are."""
+    n, dim = flat.shape
+    mean = flat.double().mean(0)
+    if n < dim:
+        centred = flat.double() - mean
+        eigenvalues, vectors = torch.linalg.eigh(centred @ centred.T)
+        eigenvalues, vectors = eigenvalues.flip(0)[:count], vectors.flip(1)[:, :count]
+        vectors = centred.T @ vectors / eigenvalues.clamp_min(1e-12).sqrt()
+        total = centred.square().sum()
+    else:
+        scatter = torch.zeros(dim, dim, dtype=torch.float64, device=flat.device)
+        for part in flat.split(chunk):
+            centred = part.double() - mean
+            scatter.addmm_(centred.T, centred)
+        eigenvalues, vectors = torch.linalg.eigh(scatter)
+        eigenvalues, vectors = eigenvalues.flip(0)[:count], vectors.flip(1)[:, :count]
+        total = scatter.diagonal().sum()
+    return eigenvalues / (n - 1), vectors, mean, total / (n - 1)
 
 
 class HyperSiren(nn.Module):

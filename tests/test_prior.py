@@ -258,3 +258,17 @@ def test_initialised_prior_completes_signals_of_its_family():
         model.hypernet.initialise(coords, values[:3], steps=1)
     with pytest.raises(ValueError, match=r"expected coords \[P, 2\] and values \[N, P, 1\]"):
         model.hypernet.initialise(coords, values[..., None], steps=1)
+
+
+@pytest.mark.parametrize("n, dim", [(50, 6), (5, 12)])  # chunked covariance, and the Gram matrix
+def test_principal_components_are_the_sample_covariances_eigenpairs(n, dim):
+    from hypersiren.prior import _principal_components
+
+    flat = torch.randn(n, dim, generator=torch.Generator().manual_seed(0)) * torch.linspace(0.5, 2, dim)
+    eigenvalues, vectors, mean, total = _principal_components(flat, 3, chunk=7)
+    cov = torch.cov(flat.double().T)
+    torch.testing.assert_close(eigenvalues, torch.linalg.eigvalsh(cov).flip(0)[:3], rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(cov @ vectors, vectors * eigenvalues, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(vectors.T @ vectors, torch.eye(3, dtype=torch.float64), rtol=0, atol=1e-9)
+    torch.testing.assert_close(mean, flat.double().mean(0))
+    assert float(total) == pytest.approx(float(cov.trace()), rel=1e-10)
