@@ -7,6 +7,8 @@ by default, `--count` images of the run's held-out set (or its data if none was 
 `--mask`: `random` keeps `--context` random pixels; `half` keeps the top half; `center` keeps all
 but a central square hole of half the image side. The completion is rendered at `--size` pixels
 (the prior is a continuous function), with the known pixels kept at the prior's resolution grid.
+`--uncertainty` (priors with a posterior over their latent: `faces`, `celeba32`) adds a fourth panel,
+the posterior standard deviation of the completion, white at its largest value (printed).
 """
 
 from __future__ import annotations
@@ -62,9 +64,19 @@ def main(args: argparse.Namespace) -> Path:
         completion = ((refined_predictor(model, refine)(context, fine) + 1) / 2).clamp(0, 1)
     completion = hs.points_to_image(completion, args.size, args.size)
     shown = context_image(*context, resolution, resolution)  # unknown pixels: mid grey
-    panels = torch.stack([upsample_nearest(shown, args.size), completion, upsample_nearest(images, args.size)], 1)
-    out = save_png(args.out, tile(panels))  # one row per image: context | completion | truth
-    print(f"wrote {out}: context | completion ({args.size}x{args.size}) | truth, {images.shape[0]} image(s)")
+    panels = [upsample_nearest(shown, args.size), completion, upsample_nearest(images, args.size)]
+    names = f"context | completion ({args.size}x{args.size}) | truth"
+    if args.uncertainty:
+        if model.config.encoder != "posterior":
+            raise ValueError(f"--uncertainty needs a prior with a posterior over its latent (encoder='posterior', "
+                             f"presets faces and celeba32); this one has encoder={model.config.encoder!r}")
+        with torch.no_grad():
+            std = hs.points_to_image(model.uncertainty(context, fine) / 2, args.size, args.size)  # [0, 1] units
+        top = std.max().item()
+        panels.append((std / max(top, 1e-12)).clamp(0, 1))
+        names += f" | posterior std (white = {top:.3f} in [0, 1] units)"
+    out = save_png(args.out, tile(torch.stack(panels, 1)))  # one row per image
+    print(f"wrote {out}: {names}, {images.shape[0]} image(s)")
     return out
 
 
@@ -78,6 +90,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--residual", action="store_true", help="pass the completion through the known pixels "
                         "(interpolated context residuals added; hypersiren.refine)")
     parser.add_argument("--refine-steps", type=int, default=0, help="Adam steps on the known pixels per image")
+    parser.add_argument("--uncertainty", action="store_true", help="add a panel of the posterior standard "
+                        "deviation of the completion (priors with encoder='posterior'), scaled to its maximum")
     parser.add_argument("--size", type=int, default=128, help="output resolution of each panel")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="FILE.png")

@@ -375,6 +375,21 @@ class HyperSiren(nn.Module):
         """Evaluate predicted SIRENs at query coordinates `[B, N, D]` -> `[B, N, C]`."""
         return siren_forward(params, coords, w0_first=self.config.w0_first, w0=self.config.w0)
 
+    def uncertainty(self, context: Context, coords: Tensor, *, chunk: int = 4096) -> Tensor:
+        """Posterior standard deviation of the predicted SIRENs' outputs at query `coords [B, N, D]`
+        given the context, `[B, N, C]` in value units: how far the completion may be off where nothing is
+        known. Needs `encoder="posterior"` (a Gaussian posterior over z); the value noise is not included."""
+        if self.encoder is not None:
+            raise ValueError(f"HyperSiren.uncertainty: needs encoder='posterior' (a posterior over the latent), "
+                             f"this prior has encoder={self.config.encoder!r}")
+        check_context(context, "HyperSiren.uncertainty")
+        _, cov = self.hypernet.posterior(context)  # [B, Z, Z]
+        parts = []
+        for part in coords.split(chunk, dim=1):
+            phi = self.hypernet.basis(self.hypernet.features(part))  # [B, n, C, Z]
+            parts.append(((phi @ cov.unsqueeze(1)) * phi).sum(-1).clamp_min(0).sqrt())
+        return torch.cat(parts, dim=1)
+
     def forward(self, context: Context, coords: Tensor) -> Prediction:
         latent = self.encode(context)
         params = self.decode(latent)

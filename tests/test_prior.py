@@ -124,6 +124,8 @@ def test_bad_inputs_are_rejected():
         HyperSirenConfig(heads="shared")
     with pytest.raises(ValueError, match="encoder='posterior' needs heads='basis'"):
         HyperSirenConfig(encoder="posterior")
+    with pytest.raises(ValueError, match="uncertainty: needs encoder='posterior'"):
+        model.uncertainty(context, context.coords)
     with pytest.raises(ValueError, match="latent_dim must be a positive int"):
         HyperSirenConfig(latent_dim=0)
 
@@ -163,6 +165,7 @@ def test_posterior_encoder_is_the_gaussian_conditional_in_function_space():
     with torch.no_grad():
         pred = model(context, query).values  # [2, 16, 3]
         latent, cov = net.posterior(context)
+        std = model.uncertainty(context, query, chunk=5)  # chunks of query points change nothing
         for b in range(2):
             keep = context.mask[b]
             h = net.features(torch.cat([context.coords[b, keep], query[b]]))
@@ -175,6 +178,7 @@ def test_posterior_encoder_is_the_gaussian_conditional_in_function_space():
             torch.testing.assert_close(pred[b].reshape(-1), expected, rtol=1e-9, atol=1e-9)
             conditional_cov = kernel[q, q] - gain @ kernel[o, q]
             torch.testing.assert_close(phi[q] @ cov[b] @ phi[q].T, conditional_cov, rtol=1e-8, atol=1e-9)
+            torch.testing.assert_close(std[b].reshape(-1), conditional_cov.diagonal().sqrt(), rtol=1e-7, atol=1e-9)
 
 
 def test_posterior_encoder_is_invariant_to_point_order_and_masked_padding():

@@ -63,6 +63,9 @@ def test_eval_and_inpaint_reload_what_training_wrote(tmp_path):
     bad = run(ROOT / "evaluate" / "inpaint.py", "--checkpoint", out / "checkpoint.pt", "--context", "999",
               "--out", tmp_path / "x.png", check=False)
     assert bad.returncode != 0 and "--context 999 must be between 1 and the 256 pixels" in bad.stderr
+    no_posterior = run(ROOT / "evaluate" / "inpaint.py", "--checkpoint", out / "checkpoint.pt", "--uncertainty",
+                       "--out", tmp_path / "x.png", check=False)
+    assert no_posterior.returncode != 0 and "--uncertainty needs a prior with a posterior" in no_posterior.stderr
     wrong = run(ROOT / "evaluate" / "eval_prior.py", "--checkpoint", tmp_path / "tiny.npz", "--out", tmp_path / "e.json",
                 check=False)
     assert wrong.returncode != 0 and "cannot read" in wrong.stderr and "as a hypersiren checkpoint" in wrong.stderr
@@ -105,3 +108,9 @@ def test_readme_demo_prior_beats_the_baselines_on_the_packaged_faces(tmp_path):
     assert report["mse"]["10"] < 0.75 * mean["mse"]["10"]
     assert report["mse_completed"]["100"] < interpolation["mse_completed"]["100"]
     assert report["mse"]["1000"] < 0.3 * mean["mse"]["1000"]
+    figure = tmp_path / "uncertainty.png"
+    done = run(ROOT / "evaluate" / "inpaint.py", "--checkpoint", out / "checkpoint.pt", "--context", "30", "--count", "2",
+               "--size", "40", "--uncertainty", "--out", figure)
+    from PIL import Image
+
+    assert Image.open(figure).size == (160, 80) and "posterior std (white = " in done.stdout
