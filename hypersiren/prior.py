@@ -265,6 +265,7 @@ class BasisHyperNetwork(nn.Module):
         With `Phi_o` the basis at the valid context values and `r` their difference from the mean,
         `cov = noise (Phi_o^T Phi_o + noise I)^-1` and `mean = cov Phi_o^T r / noise`.
         """
+        check_context(context, "BasisHyperNetwork.posterior")
         features = self.features(context.coords)  # [B, M, H]
         valid = context.mask.unsqueeze(-1).to(features.dtype)  # [B, M, 1]
         residual = ((context.values - self.mean(features)) * valid).flatten(1)  # [B, M C]
@@ -359,7 +360,6 @@ class HyperSiren(nn.Module):
     def encode(self, context: Context) -> Tensor:
         """Context points -> latent `[B, Z]` (for `encoder="posterior"`, the posterior mean)."""
         if self.encoder is None:
-            check_context(context, "HyperSiren.encode")
             return self.hypernet.posterior(context)[0]
         return self.encoder(context)
 
@@ -382,7 +382,6 @@ class HyperSiren(nn.Module):
         if self.encoder is not None:
             raise ValueError(f"HyperSiren.uncertainty: needs encoder='posterior' (a posterior over the latent), "
                              f"this prior has encoder={self.config.encoder!r}")
-        check_context(context, "HyperSiren.uncertainty")
         _, cov = self.hypernet.posterior(context)  # [B, Z, Z]
         parts = []
         for part in coords.split(chunk, dim=1):

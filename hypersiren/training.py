@@ -116,8 +116,7 @@ class Trainer:
         self.coords, self.values = coords[:1], values * 2 - 1  # [1, N, 2] shared grid; values in [-1, 1]
         self.step = 0
         self.elapsed = 0.0  # seconds of training, summed over resumed segments
-        self.initialised = train_config.init_steps == 0  # the data-driven start, if any, has run
-        self.start_info: dict | None = None  # what the start measured (noise, fit error), once it ran
+        self.start_info: dict | None = None  # what the data-driven start measured (noise, fit error), once it ran
 
     @staticmethod
     def build_model(config) -> nn.Module:
@@ -129,6 +128,11 @@ class Trainer:
 
     def step_log(self, step: int, loss):
         raise NotImplementedError
+
+    @property
+    def initialised(self) -> bool:
+        """Whether the data-driven start, if the config asks for one, has run."""
+        return self.config.init_steps == 0 or self.start_info is not None
 
     def initialise(self) -> None:
         """The model's data-driven start (`init_steps`); a subclass whose model has one overrides this."""
@@ -156,7 +160,6 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.step, self.elapsed = state["step"], state["elapsed"]
-        self.initialised = state.get("initialised", True)
         self.start_info = state.get("start_info")
 
     def save(self) -> None:
@@ -189,7 +192,6 @@ class Trainer:
             start = time.perf_counter()
             self.initialise()
             self.elapsed += time.perf_counter() - start
-            self.initialised = True
             self.save()
         while self.step < c.steps and (c.time_budget_s is None or self.elapsed < c.time_budget_s):
             start = time.perf_counter()
