@@ -12,20 +12,22 @@ backward through the double-backward graph); `closed_form` takes `hypersiren.dif
 gradients to round-off (checked here). The baseline is `autograd`; ratios > 1 mean closed form is faster.
 `floor` times only the matrix products an exact method needs (see `make_floor`): no sine, no
 elementwise work, no autograd; `autograd/floor` bounds what any faster method could gain.
-Each cell is the median of `--repeats` steps, the methods interleaved, after one warm-up step.
+Each cell is the median of `--repeats` steps, the methods interleaved, after one warm-up step; on a
+GPU every timed step starts and ends with `torch.cuda.synchronize()`.
 
-    python benchmarks/bench_derivatives.py [--side 256] [--repeats 5] [--markdown]
+    python benchmarks/bench_derivatives.py [--device auto] [--side 256] [--repeats 5] [--markdown]
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+
 import torch
 
 import hypersiren as hs
 from hypersiren import diff
-from timing import interleaved_medians
+from hypersiren.devices import resolve_device
+from timing import describe_device, interleaved_medians, synchronize
 
 
 def make_step(kind: str, method: str, params: hs.SirenParams, coords: torch.Tensor, target: torch.Tensor):
@@ -52,8 +54,8 @@ def make_floor(kind: str, params: hs.SirenParams, n: int):
     a Laplacian loss the forward product of the `2 + D` state rows and its two backward products."""
     weights = [w[0].detach() for w in params.weights]
     rows = n * (2 + 2) if kind == "laplacian" else n
-    inputs = [torch.randn(rows, w.shape[1]) for w in weights]
-    grads = [torch.randn(rows, w.shape[0]) for w in weights]
+    inputs = [torch.randn(rows, w.shape[1], device=w.device) for w in weights]
+    grads = [torch.randn(rows, w.shape[0], device=w.device) for w in weights]
 
     def step():
         for w, x, g in zip(weights, inputs, grads):
@@ -63,22 +65,23 @@ def make_floor(kind: str, params: hs.SirenParams, n: int):
     return step
 
 
-def bench(side: int, repeats: int) -> list[dict]:
-    torch.manual_seed(0)
-    params = hs.Siren(2, 1).params().map(lambda t: t.detach().clone().requires_grad_(True))
-    coords = hs.grid((side, side)).unsqueeze(0)  # [1, N, 2]
+def bench(side: int, repeats: int, device: torch.device) -> list[dict]:
+    torch.manual_seed(0)  # the same weights and targets on every device: drawn on the CPU, then moved
+    params = hs.Siren(2, 1).params().map(lambda t: t.detach().to(device).requires_grad_(True))
+    coords = hs.grid((side, side)).unsqueeze(0).to(device)  # [1, N, 2]
     rows = []
     for kind, channels in (("laplacian", 1), ("gradient", 2)):
-        target = torch.randn(1, side * side, channels)
+        target = torch.randn(1, side * side, channels).to(device)
         steps = {m: make_step(kind, m, params, coords, target) for m in ("autograd", "closed_form")}
         steps["floor"] = make_floor(kind, params, side * side)
         grads = {m: fn() for m, fn in steps.items() if m != "floor"}  # also the warm-up
         steps["floor"]()
+        synchronize(device)
         rel_err = max(
             ((a - b).abs().max() / b.abs().max()).item()
             for a, b in zip(grads["closed_form"], grads["autograd"]) if b is not None
         )
-        med = interleaved_medians(steps, repeats, warm_up=False)  # the gradient check above was the warm-up
+        med = interleaved_medians(steps, repeats, device=device, warm_up=False)  # the check above warmed up
         rows.append({
             "loss": kind, "grid": f"{side}x{side}", "autograd_s": med["autograd"],
             "closed_form_s": med["closed_form"], "speed-up": med["autograd"] / med["closed_form"],
@@ -89,9 +92,10 @@ def bench(side: int, repeats: int) -> list[dict]:
 
 
 def main(args: argparse.Namespace) -> list[dict]:
-    print(f"# bench_derivatives: torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.machine()}; median of {args.repeats}; baseline = autograd")
-    rows = bench(args.side, args.repeats)
+    device = resolve_device(args.device)
+    print(f"# bench_derivatives: torch {torch.__version__}, {describe_device(device)}; median of {args.repeats}; "
+          "baseline = autograd")
+    rows = bench(args.side, args.repeats, device)
     cols = list(rows[0])
     fmt = {"autograd_s": "{:.3f}", "closed_form_s": "{:.3f}", "speed-up": "{:.2f}x", "grad_rel_diff": "{:.1e}",
            "floor_s": "{:.3f}", "autograd/floor": "{:.2f}x"}
@@ -109,6 +113,7 @@ def main(args: argparse.Namespace) -> list[dict]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N; auto: cuda where there is one, else cpu")
     parser.add_argument("--side", type=int, default=256, help="image side; N = side^2 points")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--markdown", action="store_true")

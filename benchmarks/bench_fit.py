@@ -19,6 +19,7 @@ Part 3, derivatives: one training step of the paper's Poisson network at 256 x 2
 loss and with a gradient loss, closed form vs autograd (`bench_derivatives.py`), interleaved medians.
 
 `--only TASK ...` runs a subset; `--results FILE.json` keeps finished rows, so a rerun skips them.
+`--device` (default `auto`: CUDA where there is a GPU) runs every part there.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 import torch
 
 from bench_derivatives import bench as derivative_bench
+from hypersiren.devices import resolve_device
 from hypersiren.fitting import TASKS, extract_mesh, fit_signal, load_siren, preset_config
 
 INPUTS = {  # task -> path under --data-root
@@ -48,7 +50,7 @@ def metric_of(task: str) -> str:
     return {"sdf": "chamfer_rel_diagonal", "helmholtz": "residual", "wave": "residual"}.get(task, "psnr")
 
 
-def run_recipes(args, results: dict, work: Path) -> None:
+def run_recipes(args, results: dict, work: Path, device: torch.device) -> None:
     for task in args.only:
         path = Path(args.data_root) / INPUTS[task] if task in INPUTS else None
         source = str(path) if path is not None and path.exists() else None
@@ -62,7 +64,7 @@ def run_recipes(args, results: dict, work: Path) -> None:
             config = preset_config(task, preset, steps=10**7, image_every=10**7, **extra)
             start = time.perf_counter()
             metrics = fit_signal(config, work / task / preset, time_budget_s=budgets[preset], progress=False,
-                                 preset=preset, input=source, overwrite=True)
+                                 preset=preset, source=source, device=device, overwrite=True)
             results[key] = {"task": task, "preset": preset, "input": Path(source).name if source else "default",
                             "budget_s": budgets[preset], "wall_s": round(time.perf_counter() - start, 1), **metrics}
             save(args, results)
@@ -70,18 +72,18 @@ def run_recipes(args, results: dict, work: Path) -> None:
                   f"{metric_of(task)} {metrics[metric_of(task)]:.4g}", flush=True)
 
 
-def run_marching_cubes(args, results: dict, work: Path) -> None:
+def run_marching_cubes(args, results: dict, work: Path, device: torch.device) -> None:
     if "marching_cubes" in results or not (work / "sdf" / "default" / "siren.pt").is_file():
         return
-    siren = load_siren(work / "sdf" / "default" / "siren.pt")
+    siren = load_siren(work / "sdf" / "default" / "siren.pt").to(device)
     resolution, chunk = args.big_resolution, 16
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
-    mesh = extract_mesh(siren, resolution=resolution, chunk=chunk)
+    mesh = extract_mesh(siren, resolution=resolution, chunk=chunk, device=device)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results["marching_cubes"] = {
-        "resolution": resolution, "chunk_planes": chunk, "seconds": round(seconds, 1), "faces": int(len(mesh.faces)),
+        "device": str(device), "resolution": resolution, "chunk_planes": chunk, "seconds": round(seconds, 1), "faces": int(len(mesh.faces)),
         "peak_rss_growth_mib": round(max(peak - before, 0.0), 1),
         "full_grid_values_mib": round(resolution**3 * 4 / 2**20, 1),
         "values_held_mib": round((chunk + 1) * resolution**2 * 4 / 2**20, 1),
@@ -132,16 +134,17 @@ def table(args, results: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> dict:
-    print(f"# bench_fit: torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}; "
-          f"baseline = paper recipe")
+    device = resolve_device(args.device)
+    print(f"# bench_fit: torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
+          f"device {device}; baseline = paper recipe")
     results = json.loads(Path(args.results).read_text()) if args.results and Path(args.results).exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
-        run_recipes(args, results, work)
+        run_recipes(args, results, work, device)
         if "sdf" in args.only and args.big_resolution:
-            run_marching_cubes(args, results, work)
+            run_marching_cubes(args, results, work, device)
     if args.derivatives and "derivatives" not in results:
-        results["derivatives"] = derivative_bench(256, args.repeats)
+        results["derivatives"] = derivative_bench(256, args.repeats, device)
         save(args, results)
     print(table(args, results))
     return results
@@ -150,6 +153,7 @@ def main(args: argparse.Namespace) -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default="../shared/data", help="where the real clips and shapes are")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (CUDA if available, else CPU)")
     parser.add_argument("--only", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of training per recipe")
     parser.add_argument("--image-budget", type=float, default=120.0)

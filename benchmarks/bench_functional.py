@@ -15,41 +15,39 @@ set for each of the B samples. Compared, side by side in one run:
 `fwd` times a forward under `torch.no_grad()`; `fwd+bwd` a forward and the backward of a mean squared
 output with respect to every sample's weights. Each cell is the median of at least `--repeats` timed runs (more for short cells) after
 one warm-up, the implementations interleaved round by round. Ratios > 1 mean hypersiren is faster (`hs/floor`: hypersiren's time over the floor's).
+On a GPU every timed run starts and ends with `torch.cuda.synchronize()`.
 
-    python benchmarks/bench_functional.py [--quick] [--repeats 5] [--markdown]
+    python benchmarks/bench_functional.py [--device auto] [--quick] [--repeats 5] [--markdown]
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import time
 
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
 import hypersiren as hs
-from timing import interleaved_medians
+from hypersiren.devices import resolve_device
+from timing import describe_device, interleaved_medians, timed
 
 IN_DIM, OUT_DIM, HIDDEN, DEPTH = 2, 3, 256, 5
 MIN_SECONDS = 1.0  # each cell runs at least `repeats` rounds and at least about this long
 
 
-def median_seconds(fns: dict, repeats: int) -> dict:
+def median_seconds(fns: dict, repeats: int, device: torch.device) -> dict:
     """Interleaved medians after a warm-up; short cells run more rounds (at least about MIN_SECONDS)."""
-    start = time.perf_counter()
-    for fn in fns.values():
-        fn()  # warm-up
-    round_seconds = time.perf_counter() - start
+    round_seconds = sum(timed(fn, device) for fn in fns.values())  # warm-up
     rounds = max(repeats, min(200, int(MIN_SECONDS / max(round_seconds, 1e-9))))
-    return interleaved_medians(fns, rounds, warm_up=False)
+    return interleaved_medians(fns, rounds, device=device, warm_up=False)
 
 
-def make_case(batch: int, n: int, seed: int = 0):
+def make_case(batch: int, n: int, device: torch.device, seed: int = 0):
+    """The same weights and points on every device: drawn on the CPU, then moved."""
     torch.manual_seed(seed)
-    modules = [hs.Siren(IN_DIM, OUT_DIM, hidden_dim=HIDDEN, depth=DEPTH) for _ in range(batch)]
-    coords = torch.rand(batch, n, IN_DIM) * 2 - 1
+    modules = [hs.Siren(IN_DIM, OUT_DIM, hidden_dim=HIDDEN, depth=DEPTH).to(device) for _ in range(batch)]
+    coords = (torch.rand(batch, n, IN_DIM) * 2 - 1).to(device)
     params = hs.stack_params(modules).map(lambda t: t.detach().clone().requires_grad_(True))
     stacked = {name: torch.stack([m.state_dict()[name] for m in modules]).requires_grad_(True)
                for name in modules[0].state_dict()}
@@ -72,7 +70,7 @@ class PlainSiren(nn.Module):
 
 
 def implementations(modules, coords, params, stacked):
-    template = PlainSiren()
+    template = PlainSiren().to(coords.device)
 
     def hypersiren_fn():
         return hs.siren_forward(params, coords)
@@ -130,14 +128,14 @@ def all_params(modules, params, stacked):
     return [p for m in modules for p in m.parameters()] + list(params.weights + params.biases) + list(stacked.values())
 
 
-def bench_size(batch: int, n: int, repeats: int) -> list[dict]:
-    modules, coords, params, stacked = make_case(batch, n)
+def bench_size(batch: int, n: int, repeats: int, device: torch.device) -> list[dict]:
+    modules, coords, params, stacked = make_case(batch, n, device)
     impls = implementations(modules, coords, params, stacked)
     floor_fwd, floor_bwd = floor_fns(params, coords)
     with torch.no_grad():
         outputs = {name: fn() for name, fn in impls.items()}
         max_diff = max((outputs[name] - outputs["hypersiren"]).abs().max().item() for name in ("loop", "vmap"))
-        fwd = median_seconds({**impls, "floor": floor_fwd}, repeats)
+        fwd = median_seconds({**impls, "floor": floor_fwd}, repeats, device)
     del outputs
 
     def with_backward(fn):
@@ -147,7 +145,8 @@ def bench_size(batch: int, n: int, repeats: int) -> list[dict]:
             fn().square().mean().backward()
         return run
 
-    bwd = median_seconds({**{name: with_backward(fn) for name, fn in impls.items()}, "floor": floor_bwd}, repeats)
+    bwd = median_seconds({**{name: with_backward(fn) for name, fn in impls.items()}, "floor": floor_bwd}, repeats,
+                         device)
     rows = []
     for mode, times in (("fwd", fwd), ("fwd+bwd", bwd)):
         hs_t = times["hypersiren"]
@@ -192,13 +191,14 @@ def print_table(rows: list[dict], markdown: bool) -> None:
 
 
 def main(args: argparse.Namespace) -> list[dict]:
-    device_note = f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
-    print(f"# bench_functional: {device_note}; median of {args.repeats}; baseline = loop (ratios > 1: hypersiren faster)")
+    device = resolve_device(args.device)
+    print(f"# bench_functional: torch {torch.__version__}, {describe_device(device)}; median of {args.repeats}; "
+          "baseline = loop (ratios > 1: hypersiren faster)")
     batches, sizes = ((1, 8), (64, 1024)) if args.quick else ((1, 8, 64), (64, 1024, 16384))
     rows = []
     for batch in batches:
         for n in sizes:
-            rows += bench_size(batch, n, args.repeats)
+            rows += bench_size(batch, n, args.repeats, device)
             print_table(rows[-2:], markdown=False) if not args.markdown else None
     print()
     print_table(rows, markdown=args.markdown)
@@ -207,6 +207,7 @@ def main(args: argparse.Namespace) -> list[dict]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N; auto: cuda where there is one, else cpu")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per cell (median reported)")
     parser.add_argument("--quick", action="store_true", help="B in {1, 8}, N in {64, 1024} only")
     parser.add_argument("--markdown", action="store_true", help="print the final table as markdown")

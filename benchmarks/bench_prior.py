@@ -16,8 +16,9 @@ process, trains for that many seconds (start included), or for its own number of
 sooner (`celeba32` trains none after its start), on all but the last `--holdout` images, and is
 scored on the held-out ones with the inpainting protocol, next to the mean training image and
 interpolation of the context pixels. Each prior is
-scored twice: its plain prediction, and `+ residual correction` (`hypersiren.refine`: the
+scored twice: its plain prediction, and `+ residual correction` (`hypersiren.prior.refine`: the
 prediction's errors at the context pixels interpolated and added, so it passes through them).
+`--device` (default: CUDA when present) runs everything there; step times synchronise CUDA.
 """
 
 from __future__ import annotations
@@ -33,13 +34,12 @@ import time
 
 import torch
 
-from hypersiren.data import load_collection, square_resize
-from hypersiren.evaluation import (CONTEXT_SIZES, evaluate, interpolation_predictor, markdown_table,
-                                   mean_image_predictor, model_predictor)
-from hypersiren.prior import HyperSiren
-from hypersiren.refine import RefineConfig, refined_predictor
-from hypersiren.presets import PRIOR_PRESETS
-from hypersiren.training import Trainer, make_trainer
+import hypersiren  # noqa: F401  (registers the modalities and presets)
+from hypersiren.devices import resolve_device
+from hypersiren.modalities.image import ImageModality
+from hypersiren.prior import (HyperSiren, RefineConfig, Trainer, get_preset, make_trainer, model_predictor,
+                              refined_predictor)
+from hypersiren.prior.presets import PRESETS as ALL_PRESETS
 
 PRESETS = ("celeba32_paper", "celeba32", "cnp")
 
@@ -50,18 +50,26 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def load_split(args):
-    images = square_resize(load_collection(args.data, limit=args.limit), args.resolution)
-    if not 0 < args.holdout < images.shape[0]:
-        raise ValueError(f"--holdout {args.holdout} must be between 1 and {images.shape[0] - 1}")
-    return images[: -args.holdout], images[-args.holdout :]
+def modality_for(args) -> ImageModality:
+    if args.holdout < 1:
+        raise ValueError(f"--holdout {args.holdout} must be at least 1 (the images scored in part 2)")
+    data = dataclasses.replace(get_preset(args.presets[0]).data, source=args.data, resolution=args.resolution,
+                               holdout=args.holdout, limit=args.limit)
+    return ImageModality(data)
 
 
-def build(preset: str, train_images, args, **overrides) -> Trainer:
-    model_config, train_config = PRIOR_PRESETS[preset]
-    model_config = dataclasses.replace(model_config, value_dim=train_images.shape[-1])
-    train_config = dataclasses.replace(train_config, batch_size=args.batch_size, checkpoint_every_s=1e9, **overrides)
-    return make_trainer(model_config, train_config, train_images, tempfile.mkdtemp(prefix=f"bench_{preset}_"))
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build(preset: str, modality: ImageModality, train_images, args, **overrides) -> Trainer:
+    chosen = get_preset(preset)
+    model_config = dataclasses.replace(chosen.model, value_dim=train_images.shape[-1])
+    train_config = dataclasses.replace(chosen.train, batch_size=args.batch_size, checkpoint_every_s=1e9, **overrides)
+    device = resolve_device(args.device)
+    return make_trainer(model_config, train_config, modality, train_images.to(device),
+                        tempfile.mkdtemp(prefix=f"bench_{preset}_"), device=device)
 
 
 def in_child(target, *args):
@@ -78,17 +86,20 @@ def in_child(target, *args):
 def step_profile(preset: str, args, queue) -> None:
     """Child process: time steps and measure peak memory of one preset."""
     torch.set_num_threads(args.threads)
-    train_images, _ = load_split(args)
+    modality = modality_for(args)
+    train_images = modality.load("train")
     before = rss_mib()
-    trainer = build(preset, train_images, args)
+    trainer = build(preset, modality, train_images, args)
     if not trainer.initialised:  # a data-driven start (basis heads): its memory counts, a few of its steps do
         trainer.config = dataclasses.replace(trainer.config, init_steps=min(trainer.config.init_steps, 5))
         trainer.initialise()
     trainer.train_step()  # warm-up
     times = []
     for _ in range(args.timed_steps):
+        sync(trainer.device)
         start = time.perf_counter()
         trainer.train_step()
+        sync(trainer.device)
         times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     queue.put({"preset": preset, "step_s": statistics.median(times), "memory_mib": peak - before,
@@ -107,20 +118,17 @@ def part1(args) -> list[dict]:
 def train_and_score(preset: str, args, queue) -> None:
     """Child process: train one preset for the budget, score it on the held-out images."""
     torch.set_num_threads(args.threads)
-    train_images, test_images = load_split(args)
-    trainer = build(preset, train_images, args, time_budget_s=args.budget)  # or the preset's steps, if fewer
+    modality = modality_for(args)
+    train_images, test_images = modality.load("train"), modality.load("heldout").to(resolve_device(args.device))
+    trainer = build(preset, modality, train_images, args, time_budget_s=args.budget)  # or the preset's steps
     trainer.run()
-    result = evaluate(model_predictor(trainer.model), test_images, sizes=eval_sizes(args))
+    result = modality.evaluate(model_predictor(trainer.model), test_images)
     corrected = None
     if isinstance(trainer.model, HyperSiren):  # the same prior, its prediction passed through the context
-        corrected = evaluate(refined_predictor(trainer.model, RefineConfig(residual=True)), test_images,
-                             sizes=eval_sizes(args))
+        corrected = modality.evaluate(refined_predictor(trainer.model, RefineConfig(residual=True), modality),
+                                      test_images)
     queue.put({"preset": preset, "steps": trainer.step, "seconds": trainer.elapsed, "result": result,
                "residual": corrected})
-
-
-def eval_sizes(args) -> list[str]:
-    return [s for s in CONTEXT_SIZES if s in ("half", "full") or int(s) <= args.resolution**2]
 
 
 def part2(args) -> dict:
@@ -131,19 +139,19 @@ def part2(args) -> dict:
         results[f"{preset} ({out['steps']} steps)"] = out["result"]
         if out["residual"] is not None:
             results[f"{preset} + residual correction"] = out["residual"]
-    train_images, test_images = load_split(args)
-    sizes = eval_sizes(args)
-    results["mean training image"] = evaluate(mean_image_predictor(train_images), test_images, sizes=sizes)
-    results["interpolation"] = evaluate(interpolation_predictor(), test_images, sizes=sizes)
-    for metric in ("mse", "mse_completed"):
-        print(f"\n{metric} ({test_images.shape[0]} held-out images, {args.resolution}x{args.resolution})\n")
-        print(markdown_table(results, metric, sizes))
+    modality = modality_for(args)
+    train_images, test_images = modality.load("train"), modality.load("heldout")
+    baselines = modality.baselines(train_images)
+    results["mean training image"] = modality.evaluate(baselines["mean image"], test_images)
+    results["interpolation"] = modality.evaluate(baselines["interpolation"], test_images)
+    print(f"\n{test_images.shape[0]} held-out images, {args.resolution}x{args.resolution}\n")
+    print(modality.report(results))
     return results
 
 
 def main(args) -> None:
-    print(f"# bench_prior: torch {torch.__version__}, {args.threads} threads, {platform.machine()}; "
-          f"batch {args.batch_size}; base = {args.presets[0]}")
+    print(f"# bench_prior: torch {torch.__version__}, {args.threads} threads, {platform.machine()}, "
+          f"device {resolve_device(args.device)}; batch {args.batch_size}; base = {args.presets[0]}")
     rows = part1(args)
     base = "paper" if args.presets[0] == "celeba32_paper" else args.presets[0]
     cols = ["preset", "parameters", "step_s", "memory_mib", "speed", "memory"]
@@ -159,7 +167,7 @@ def main(args) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="faces")
-    parser.add_argument("--presets", nargs="+", choices=sorted(PRIOR_PRESETS), default=list(PRESETS),
+    parser.add_argument("--presets", nargs="+", choices=sorted(ALL_PRESETS), default=list(PRESETS),
                         help="models to compare; the first is the base of the ratios")
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--holdout", type=int, default=500)
@@ -169,4 +177,5 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--budget", type=float, default=0.0, help="seconds of training per preset (0: skip part 2)")
     parser.add_argument("--markdown", action="store_true", help="(tables are always markdown)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, ... (default: CUDA when present)")
     main(parser.parse_args())

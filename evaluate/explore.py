@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 import hypersiren as hs
+from hypersiren.devices import resolve_device
 from hypersiren.figures import save_png, tile, upsample_nearest
 from hypersiren.latent import (
     LatentPrior,
@@ -92,7 +93,7 @@ def latents_and_signals(prior: LatentPrior, args) -> tuple[LatentSet, torch.Tens
 
 def show(prior: LatentPrior, latents: torch.Tensor, size: int) -> torch.Tensor:
     """Latents `[B, Z]` -> pictures `[B, size, size, C]` of their decodes."""
-    return upsample_nearest(prior.to_images(decode_and_render(prior, latents, resolution=size)), size)
+    return upsample_nearest(prior.to_images(decode_and_render(prior, latents, resolution=size)), size).cpu()
 
 
 def cmd_encode(prior: LatentPrior, args) -> dict:
@@ -118,7 +119,7 @@ def cmd_interpolate(prior: LatentPrior, args) -> dict:
         ends = prior.decode(torch.stack([za, zb]))
         pa, pb = ends.map(lambda t: t[:1]), ends.map(lambda t: t[1:])
         by_weight = prior.to_images(prior.render(interpolate_params(pa, pb, args.steps), resolution=args.size))
-        by_weight = upsample_nearest(by_weight, args.size)
+        by_weight = upsample_nearest(by_weight, args.size).cpu()
     difference = (by_latent - by_weight).abs()
     save_png(args.out, tile(torch.stack([by_latent, by_weight, (difference * args.amplify).clamp(0, 1)]), pad=PAD))
     print(f"wrote {args.out}: latent space | weight space | |difference| x {args.amplify}, {args.steps} steps; "
@@ -167,7 +168,7 @@ def cmd_neighbours(prior: LatentPrior, args) -> dict:
     samples = fit_gaussian(latent_set.latents).sample(args.count, temperature=args.temperature,
                                                       generator=torch.Generator().manual_seed(args.seed))
     references = prior.to_images(signals)  # pixel space: see nearest_neighbours
-    rendered = prior.to_images(decode_and_render(prior, samples))  # at the data's resolution
+    rendered = prior.to_images(decode_and_render(prior, samples)).cpu()  # at the data's resolution
     found = nearest_neighbours(rendered, references, k=args.k)
     among_data = nearest_neighbours(references, references, k=2).distances[:, 1]  # each image's nearest other
     scale = references[0].numel() ** 0.5  # L2 -> root mean square per pixel value
@@ -201,7 +202,7 @@ def cmd_export(prior: LatentPrior, args) -> dict:
     if args.size is not None:
         siren = hs.load_exported_siren(args.out)  # rendered by the plain module, as a user would
         with torch.no_grad():
-            values = siren(prior.query_coords(args.size)).unsqueeze(0)  # [1, N, C]
+            values = siren(prior.query_coords(args.size)).unsqueeze(0)  # [1, N, C], on the CPU
         picture = prior.to_images(prior.to_signals(values, resolution=args.size))[0]
         png = save_png(Path(args.out).with_suffix(".png"), picture)
         out["png"] = str(png)
@@ -223,7 +224,7 @@ COMMANDS = {"encode": cmd_encode, "interpolate": cmd_interpolate, "sample": cmd_
 
 
 def main(args: argparse.Namespace) -> dict:
-    prior = load_latent_prior(args.checkpoint)
+    prior = load_latent_prior(args.checkpoint, device=resolve_device(args.device))
     with torch.no_grad():
         report = COMMANDS[args.command](prior, args)
     if args.command != "neighbours":
@@ -233,13 +234,14 @@ def main(args: argparse.Namespace) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--checkpoint", required=True, help="a prior's checkpoint.pt (its run's config.json beside it)")
+    common.add_argument("--checkpoint", required=True, help="a prior's checkpoint.pt")
     common.add_argument("--data", default=None, help="images to use (default: the run's own data)")
     common.add_argument("--split", choices=("train", "heldout", "all"), default=None,
                         help="which of the run's images (default train; not with --data)")
     common.add_argument("--context", type=context_size, default=None, metavar="full|K",
                         help="context pixels per image for encoding (default: full, all of them)")
     common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, ... (default: CUDA when present)")
     common.add_argument("--out", required=True)
     encoding = argparse.ArgumentParser(add_help=False)  # commands that encode a whole data set
     encoding.add_argument("--batch-size", type=int, default=64, help="images encoded at a time")

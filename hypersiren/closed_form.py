@@ -20,13 +20,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .forward import CPU_BLOCK_ELEMENTS
+from .forward import CPU_BLOCK_ELEMENTS, _inside_functorch_transform
 from .params import SirenParams
-
-
-def layer_scales(depth: int, w0_first: float, w0: float) -> tuple[float, ...]:
-    """The factor in front of each layer's `W x + b`: w0_first, w0, ..., w0, then 1 for the linear last layer."""
-    return tuple(1.0 if i == depth - 1 else (w0_first if i == 0 else w0) for i in range(depth))
 
 
 def initial_state(coords: Tensor, second_rows: int) -> Tensor:
@@ -41,7 +36,7 @@ def state_derivatives(params: SirenParams, coords: Tensor, scales: Sequence[floa
     """The final state `[B, R, N, C]`; fused with a hand-written backward when only weights need gradients."""
     tensors = params.weights + params.biases
     wants_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    if coords.requires_grad or torch._C._are_functorch_transforms_active():
+    if coords.requires_grad or _inside_functorch_transform():
         return _graph_state(params.weights, params.biases, coords, scales, second)
     if not wants_grad:
         with torch.no_grad():

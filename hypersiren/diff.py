@@ -28,8 +28,8 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from .closed_form import layer_scales, state_derivatives
-from .forward import _check_forward_inputs, siren_forward
+from .closed_form import state_derivatives
+from .forward import _check_forward_inputs, layer_scales, siren_forward
 from .params import SirenParams
 
 
@@ -106,15 +106,8 @@ class SirenDerivatives(NamedTuple):
     hessian_diagonal: Tensor | None = None  # [B, N, C, D]: d^2 values[..., c] / d coords[..., d]^2, if asked for
 
 
-def siren_derivatives(
-    params: SirenParams,
-    coords: Tensor,
-    *,
-    w0_first: float = 30.0,
-    w0: float = 30.0,
-    laplacian: bool = True,
-    hessian_diagonal: bool = False,
-) -> SirenDerivatives:
+def siren_derivatives(params: SirenParams, coords: Tensor, *, w0_first: float = 30.0, w0: float = 30.0,
+                      laplacian: bool = True, hessian_diagonal: bool = False) -> SirenDerivatives:
     """Values, Jacobian and (optionally) Laplacian or per-axis second derivatives of `B` SIRENs, in
     closed form.
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .params import SirenParams
-from .runs import load_checkpoint, save_checkpoint
+from .runs import load_kind, save_checkpoint
 from .siren import Siren, SirenConfig
 
 SIREN_KIND = "hypersiren.siren"
@@ -57,11 +57,7 @@ def export_siren(params: SirenParams, path: str | os.PathLike, *, config: SirenC
 
 def load_exported_siren(path: str | os.PathLike) -> Siren:
     """The plain `Siren` stored by `export_siren` (in eval mode)."""
-    state = load_checkpoint(path)
-    kind = state.get("kind") if isinstance(state, dict) else None
-    if kind != SIREN_KIND:
-        raise ValueError(f"load_exported_siren: expected a file of kind {SIREN_KIND!r} written by export_siren, "
-                         f"got kind {kind!r} in {path}")
+    state = load_kind(path, SIREN_KIND, "load_exported_siren", expected=f"{SIREN_KIND!r} (written by export_siren)")
     siren = SirenConfig(**state["config"]).build()
     siren.load_state_dict(state["state_dict"])
     return siren.eval()

@@ -1,5 +1,5 @@
-"""Figures from image batches: upsampling for display, tiling into a grid, writing a PNG, and
-drawing a context set as an image (known pixels, the rest mid grey).
+"""Pictures from image batches, for every modality's figures: upsampling for display, tiling into a
+grid, grey to RGB, writing a PNG.
 
 Images are channels last, `[..., H, W, C]` with C = 1 or 3, values in [0, 1] (clamped on writing).
 """
@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .coords import grid_index, points_to_image
 
 
 def upsample_nearest(images: Tensor, size: int) -> Tensor:
@@ -58,35 +57,3 @@ def as_rgb(images: Tensor) -> Tensor:
     if images.shape[-1] not in (1, 3):
         raise ValueError(f"as_rgb: expected 1 or 3 channels last, got {tuple(images.shape)}")
     return images.expand(*images.shape[:-1], 3) if images.shape[-1] == 1 else images
-
-
-
-def context_image(coords: Tensor, values: Tensor, mask: Tensor, height: int, width: int) -> Tensor:
-    """Context points on a `height x width` pixel grid -> images `[B, H, W, C]` in [0, 1].
-
-    `coords [B, M, 2]` are pixel centres of that grid, `values [B, M, C]` in [-1, 1], `mask [B, M]`
-    marks the valid points; every other pixel is mid grey (0.5).
-    """
-    if coords.dim() != 3 or values.shape[:2] != coords.shape[:2] or mask.shape != coords.shape[:2]:
-        raise ValueError(f"context_image: expected coords [B, M, 2], values [B, M, C] and mask [B, M], got "
-                         f"{tuple(coords.shape)}, {tuple(values.shape)} and {tuple(mask.shape)}")
-    batch, channels = values.shape[0], values.shape[-1]
-    index = grid_index(coords, (height, width))  # [B, M]
-    index = torch.where(mask, index, height * width)  # padding goes to a spare slot, dropped below
-    shown = values.new_zeros(batch, height * width + 1, channels)
-    shown.scatter_(1, index.unsqueeze(-1).expand(-1, -1, channels), values)
-    return points_to_image((shown[:, :-1] + 1) / 2, height, width)
-
-
-def completion_grid(known: Tensor, prediction: Tensor, truth: Tensor, *, scale: int = 1, pad: int = 1) -> Tensor:
-    """Three rows, context / prediction / truth, one column per image: images `[K, H, W, C]` each in
-    [0, 1] -> one RGB image `[3 (sH + pad) - pad, K (sW + pad) - pad, 3]`, each panel upsampled `scale` times."""
-    if not known.shape == prediction.shape == truth.shape or known.dim() != 4:
-        raise ValueError(f"completion_grid: expected three image batches [K, H, W, C] of one shape, got "
-                         f"{tuple(known.shape)}, {tuple(prediction.shape)} and {tuple(truth.shape)}")
-    if not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"completion_grid: expected an integer scale >= 1, got {scale!r}")
-    rows = torch.stack([as_rgb(images) for images in (known, prediction, truth)])  # [3, K, H, W, 3]
-    if scale > 1:
-        rows = rows.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)  # nearest upsampling
-    return tile(rows.clamp(0, 1), pad=pad)

@@ -29,6 +29,11 @@ from .params import SirenParams
 CPU_BLOCK_ELEMENTS = 2**19  # 2 MiB of float32 activations per block
 
 
+def layer_scales(depth: int, w0_first: float, w0: float) -> tuple[float, ...]:
+    """The factor in front of each layer's `W x + b`: w0_first, w0, ..., w0, then 1 for the linear last layer."""
+    return tuple(1.0 if i == depth - 1 else (w0_first if i == 0 else w0) for i in range(depth))
+
+
 def siren_forward(
     params: SirenParams,
     coords: Tensor,
@@ -51,14 +56,34 @@ def siren_forward(
     """
     _check_forward_inputs(params, coords)
     depth = params.depth
-    scales = (w0_first,) + (w0,) * (depth - 2) + (1.0,) if depth > 1 else (1.0,)
+    scales = layer_scales(depth, w0_first, w0)
     tensors = params.weights + params.biases
     wants_grad = torch.is_grad_enabled() and (coords.requires_grad or any(t.requires_grad for t in tensors))
-    if coords.requires_grad and wants_grad or higher_order or torch._C._are_functorch_transforms_active():
+    if coords.requires_grad and wants_grad or higher_order or _inside_functorch_transform():
         return _graph_forward(params, coords, scales)
     if not wants_grad:
         return _block_forward(params.weights, params.biases, scales, coords, keep=None)
     return _FusedSiren.apply(coords, scales, *tensors)
+
+
+def _inside_functorch_transform() -> bool:
+    """True inside `torch.func.vmap`, `grad`, `jacrev`, `hessian`, `jvp` or any other functorch transform.
+
+    Inside a transform `siren_forward` takes the graph path: `_FusedSiren` has no `setup_context`
+    or vmap rule, so `torch.autograd.Function.apply` refuses to run there, and the hand-written
+    backward could not be differentiated again by `jacrev` or `hessian` anyway.
+
+    torch 2.14 has no public way to ask this. The public `torch.func.debug_unwrap(t) is not t` tells
+    only whether one tensor is a wrapper (and is documented for debugging only); it misses calls
+    whose inputs are all plain tensors under an active transform, e.g. `vmap(lambda s: s *
+    siren_forward(params, coords).sum())` with `params` requiring grad, where `apply` still raises.
+    So this helper holds hypersiren's one call of a private torch function (the one
+    `torch.autograd.backward` itself uses to refuse running inside a transform); other modules that
+    need the answer call the helper.
+    tests/test_functional.py::test_functorch_transform_detection_still_exists fails with a clear
+    message if a torch release removes it.
+    """
+    return torch._C._are_functorch_transforms_active()
 
 
 def _blocks(batch: int, n: int, width: int, device: torch.device) -> Iterator[tuple[slice, slice]]:

@@ -40,7 +40,7 @@ def prepare_run_dir(path: str | os.PathLike, *, resume: bool = False, overwrite:
     return path
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -57,7 +57,7 @@ def _atomic_write(path: Path, write) -> None:
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """`torch.save` to a temporary file, then rename over `path`."""
-    _atomic_write(Path(path), lambda f: torch.save(state, f))
+    atomic_write(Path(path), lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -71,9 +71,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                          f"{str(error).splitlines()[0] if str(error) else ''}") from error
 
 
+def load_kind(path: str | os.PathLike, kinds: str | tuple[str, ...], where: str, *, expected: str | None = None,
+              hints: dict[str | None, str] | None = None) -> dict[str, Any]:
+    """A checkpoint-like file's state, refused unless its "kind" entry is one of `kinds`: the message says
+    `"{where}: {path} is a file of kind {kind!r}, expected {expected}"` (default: the kinds), followed by
+    `hints[kind]` when given (e.g. how to load a file of that other kind)."""
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    state = load_checkpoint(path)
+    kind = state.get("kind") if isinstance(state, dict) else None
+    if kind not in kinds:
+        wanted = expected or " or ".join(map(repr, kinds))
+        raise ValueError(f"{where}: {path} is a file of kind {kind!r}, expected {wanted}{(hints or {}).get(kind, '')}")
+    return state
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import hypersiren as hs
-from hypersiren.data import fixed_context, prefix_context, sample_context
+from hypersiren.prior import fixed_context, prefix_context, sample_context
 
 
 def image_points(batch=4, side=8):

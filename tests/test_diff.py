@@ -10,9 +10,9 @@ from hypersiren import diff
 torch.set_default_dtype(torch.float32)
 
 
-def coords(batch=2, n=11, dim=2, dtype=torch.float64, seed=0):
+def coords(batch=2, n=11, dim=2, dtype=torch.float64, seed=0, device="cpu"):
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(batch, n, dim, generator=g, dtype=dtype) * 2 - 1).requires_grad_(True)
+    return (torch.rand(batch, n, dim, generator=g, dtype=dtype) * 2 - 1).to(device).requires_grad_(True)
 
 
 # --- closed forms ----------------------------------------------------------------------------------
@@ -52,9 +52,9 @@ def test_linear_field_has_zero_laplacian():
 # --- SIRENs with per-sample weights ----------------------------------------------------------------
 
 
-def siren_batch(batch=3, out_dim=2, depth=4, hidden_dim=24, seed=0):
+def siren_batch(batch=3, out_dim=2, depth=4, hidden_dim=24, seed=0, device="cpu"):
     torch.manual_seed(seed)
-    modules = [hs.Siren(2, out_dim, hidden_dim=hidden_dim, depth=depth).double() for _ in range(batch)]
+    modules = [hs.Siren(2, out_dim, hidden_dim=hidden_dim, depth=depth).double().to(device) for _ in range(batch)]
     return modules, hs.stack_params(modules)
 
 
@@ -80,9 +80,9 @@ def test_siren_derivatives_match_float64_finite_differences():
     assert (lap - fd_lap).abs().max() < 1e-4 * fd_lap.abs().max()
 
 
-def test_siren_derivatives_match_torch_func_per_sample_per_point():
-    modules, params = siren_batch()
-    x = coords(batch=3, n=5)
+def test_siren_derivatives_match_torch_func_per_sample_per_point(device):
+    modules, params = siren_batch(device=device)
+    x = coords(batch=3, n=5, device=device)
     y = hs.siren_forward(params, x)
     jac, lap = diff.jacobian(y, x), diff.laplacian(y, x)
     for b, module in enumerate(modules):
@@ -167,12 +167,12 @@ def test_mismatched_shapes_are_rejected():
 
 
 @pytest.mark.parametrize("depth, dim, out_dim", [(1, 2, 1), (2, 3, 2), (5, 2, 3)])
-def test_closed_form_equals_autograd_in_float64(depth, dim, out_dim):
+def test_closed_form_equals_autograd_in_float64(depth, dim, out_dim, device):
     torch.manual_seed(0)
-    modules = [hs.Siren(dim, out_dim, hidden_dim=24, depth=depth, w0_first=20.0, w0=25.0).double()
+    modules = [hs.Siren(dim, out_dim, hidden_dim=24, depth=depth, w0_first=20.0, w0=25.0).double().to(device)
                for _ in range(3)]
     params = hs.stack_params(modules)
-    x = coords(batch=3, n=8, dim=dim)
+    x = coords(batch=3, n=8, dim=dim, device=device)
     y = hs.siren_forward(params, x, w0_first=20.0, w0=25.0)
     closed = diff.siren_derivatives(params, x.detach(), w0_first=20.0, w0=25.0)
     assert closed.values.shape == (3, 8, out_dim) and closed.jacobian.shape == (3, 8, out_dim, dim)
@@ -192,12 +192,12 @@ def test_closed_form_in_float32_matches_autograd_to_round_off():
     assert (closed.laplacian - lap).abs().max() < 1e-5 * lap.abs().max()
 
 
-def test_closed_form_losses_give_autograd_weight_gradients():
+def test_closed_form_losses_give_autograd_weight_gradients(device, generator):
     """A loss on closed-form derivatives backpropagates to the same weight gradients as double backward."""
-    _, params = siren_batch(batch=2, out_dim=1)
+    _, params = siren_batch(batch=2, out_dim=1, device=device)
     params = params.map(lambda t: t.detach().requires_grad_(True))
-    x = coords(batch=2, n=9)
-    target = torch.randn(2, 9, 1, dtype=torch.float64)
+    x = coords(batch=2, n=9, device=device)
+    target = torch.randn(2, 9, 1, dtype=torch.float64, generator=generator).to(device)
     tensors = params.weights + params.biases
 
     closed = diff.siren_derivatives(params, x.detach())
@@ -250,14 +250,14 @@ def test_closed_form_checks_its_inputs():
 @pytest.mark.parametrize("second", ["laplacian", "diagonal"])
 def test_fused_closed_form_in_small_blocks_gives_the_graph_path_weight_gradients(monkeypatch, second):
     """The fused path (weights need grad, coords do not), cut into many point blocks, equals the plain graph."""
-    from hypersiren import closed_form
+    from hypersiren import closed_form, forward
 
     monkeypatch.setattr(closed_form, "CPU_BLOCK_ELEMENTS", 200)  # blocks of a few points
     _, params = siren_batch(batch=3, out_dim=2, depth=4)
     params = params.map(lambda t: t.detach().requires_grad_(True))
     x = coords(batch=3, n=13).detach()
     tensors = params.weights + params.biases
-    scales = closed_form.layer_scales(4, 30.0, 30.0)
+    scales = forward.layer_scales(4, 30.0, 30.0)
     fused = closed_form.state_derivatives(params, x, scales, second)
     graph = closed_form._graph_state(params.weights, params.biases, x, scales, second)
     assert fused.grad_fn is not None and "Fused" in type(fused.grad_fn).__name__

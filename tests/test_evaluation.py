@@ -6,9 +6,8 @@ import pytest
 import torch
 
 import hypersiren as hs
-from hypersiren.evaluation import (evaluate, interpolation_predictor, markdown_table, mean_image_predictor,
-                                   prior_predictor)
-from hypersiren.prior import HyperSiren, HyperSirenConfig
+from hypersiren.modalities.image import (evaluate, interpolation_predictor, markdown_table, mean_image_predictor)
+from hypersiren.prior import Context, HyperSiren, HyperSirenConfig, fixed_context, model_predictor
 
 
 def ramp_images(n=3, side=32):
@@ -25,9 +24,13 @@ def test_perfect_predictor_scores_zero_and_psnr_is_per_image():
     perfect = evaluate(lambda context, coords: truth[: coords.shape[0]], images, sizes=("10", "half"))
     assert perfect["mse"]["10"] < 1e-12 and perfect["mse_completed"]["half"] < 1e-12
 
-    offset = evaluate(lambda context, coords: truth[: coords.shape[0]] + 0.2, images, sizes=("10",))
-    assert offset["mse"]["10"] == pytest.approx(0.01, rel=1e-4)  # 0.2 in [-1, 1] units is 0.1 in [0, 1]
-    assert offset["psnr"]["10"] == pytest.approx(20.0, abs=1e-3)
+    # per-image offsets 0.2, 0.02, 0.2 in [-1, 1] units: mse 0.01, 1e-4, 0.01 in [0, 1] units, PSNR 20, 40, 20 dB
+    shift = torch.tensor([0.2, 0.02, 0.2]).reshape(3, 1, 1)
+    offset = evaluate(lambda context, coords: truth[: coords.shape[0]] + shift, images, sizes=("10",))
+    assert offset["mse"]["10"] == pytest.approx((0.01 + 1e-4 + 0.01) / 3, rel=1e-4)
+    assert offset["psnr"]["10"] == pytest.approx(80 / 3, abs=1e-3)  # the mean of per-image PSNRs
+    pooled = 10 * math.log10(1 / offset["mse"]["10"])
+    assert abs(offset["psnr"]["10"] - pooled) > 4  # which the PSNR of the mean error (21.7 dB) is not
 
 
 def test_completed_score_keeps_exactly_the_context_pixels():
@@ -56,8 +59,15 @@ def test_mean_image_and_prior_predictors_run_on_the_protocol():
     assert mean["mse"]["10"] == pytest.approx(expected, rel=1e-5) == mean["mse"]["half"]
     model = HyperSiren(HyperSirenConfig(latent_dim=16, encoder_hidden=16, siren_hidden=16, head_hidden=16,
                                         heads="low_rank", rank=8))
-    prior = evaluate(prior_predictor(model), images, sizes=("10", "full"))
-    assert all(math.isfinite(v) for v in prior["mse"].values())
+    prior = evaluate(model_predictor(model), images, sizes=("10", "full"))
+    coords, values = hs.image_to_points(images * 2 - 1)
+    contexts = {"10": fixed_context(coords, values, 10, generator=torch.Generator().manual_seed(0)),
+                "full": Context(coords, values, torch.ones(coords.shape[:2], dtype=torch.bool))}
+    for size, context in contexts.items():  # the protocol's number is the prior's own error on these contexts
+        with torch.no_grad():
+            pred = ((model(context, coords).values + 1) / 2).clamp(0, 1)
+        expected = (pred - (values + 1) / 2).square().mean(dim=(1, 2)).mean().item()
+        assert prior["mse"][size] == pytest.approx(expected, rel=1e-6), size
     table = markdown_table({"mean image": mean, "prior": {k: {**mean[k], **prior[k]} for k in mean}}, sizes=("10",))
     assert table.splitlines()[0] == "| method | 10 px |" and "| mean image | " in table
 

@@ -30,6 +30,8 @@ EXPLORE = ROOT / "evaluate" / "explore.py"
 S = 16  # the run's resolution and the panel size of the figures
 PAD = 2
 
+pytestmark = pytest.mark.slow  # real subprocesses training real runs: a minute or more
+
 
 def run(*args):
     return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600,
@@ -43,7 +45,8 @@ def ok(result):
 
 def png(path) -> torch.Tensor:
     """[H, W] in [0, 1] (the figures of a grey prior are grey)."""
-    return torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255)
+    with Image.open(path) as image:
+        return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255)
 
 
 def panel(image: torch.Tensor, row: int, col: int) -> torch.Tensor:
@@ -55,7 +58,7 @@ def tiny(tmp_path_factory):
     """A 1-step prior on 96 faces at 16x16 (4 held out), its latents, and every subcommand's result."""
     tmp = tmp_path_factory.mktemp("explore")
     ok(run(ROOT / "train" / "train_prior.py", "--preset", "tiny", "--data", "faces", "--holdout", "4", "--steps", "1",
-           "--batch-size", "4", "--resolution", str(S), "--out", tmp / "run"))
+           "--batch-size", "4", "--set", f"data.resolution={S}", "--out", tmp / "run"))
     ckpt = tmp / "run" / "checkpoint.pt"
     ok(run(EXPLORE, "encode", "--checkpoint", ckpt, "--out", tmp / "latents.pt"))
     commands = {
@@ -222,7 +225,7 @@ def test_clear_errors(tiny, explore):
     with pytest.raises(ValueError, match="heldout_as_train.npz holds 4 latents, but its data has 96 signals"):
         explore.main(explore.parse_args(["directions", "--checkpoint", str(ckpt), "--latents",
                                          str(tmp / "heldout_as_train.npz"), "--out", str(tmp / "x.png")]))
-    with pytest.raises(ValueError, match="is a checkpoint of kind 'hypersiren.siren'.*load_exported_siren"):
+    with pytest.raises(ValueError, match="is a file of kind 'hypersiren.siren'.*load_exported_siren"):
         explore.main(explore.parse_args(["sample", "--checkpoint", str(tmp / "face2.pt"), "--out", str(tmp / "y.png")]))
     with pytest.raises(ValueError, match="of kind None, .*a plain state_dict"):
         torch.save(hs.Siren(2, 1).state_dict(), tmp / "plain.pt")

@@ -25,15 +25,18 @@ def reference_forward(module: hs.Siren, coords: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("depth", [1, 2, 5])
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-def test_batched_equals_module_loop_and_vmap_functional_call(depth, dtype, tol):
-    modules = make_modules(6, depth=depth, dtype=dtype)
-    coords = (torch.rand(6, 33, 2, dtype=dtype) * 2 - 1)
+def test_batched_equals_module_loop_and_vmap_functional_call(depth, dtype, tol, device, generator):
+    modules = [m.to(device) for m in make_modules(6, depth=depth, dtype=dtype)]
+    coords = (torch.rand(6, 33, 2, dtype=dtype, generator=generator) * 2 - 1).to(device)
     batched = hs.siren_forward(hs.stack_params(modules), coords)
     loop = torch.stack([reference_forward(m, coords[b]) for b, m in enumerate(modules)])
+    with torch.no_grad():
+        module_calls = torch.stack([m(coords[b]) for b, m in enumerate(modules)])
     stacked = {k: torch.stack([m.state_dict()[k] for m in modules]) for k in modules[0].state_dict()}
     vmapped = vmap(lambda p, c: functional_call(modules[0], p, (c,), strict=True))(stacked, coords)
-    assert batched.shape == (6, 33, 3)
+    assert batched.shape == (6, 33, 3) and batched.device == coords.device
     assert (batched - loop).abs().max() < tol
+    assert (batched - module_calls).abs().max() < tol
     assert (batched - vmapped).abs().max() < tol
 
 
@@ -71,9 +74,9 @@ def test_cache_blocking_changes_nothing(batch, n, monkeypatch):
         torch.testing.assert_close(hs.siren_forward(params, coords), out, rtol=0, atol=1e-12)
 
 
-def test_gradients_wrt_weights_match_the_module_loop():
-    modules = make_modules(3, dtype=torch.float64)
-    coords = torch.rand(3, 20, 2, dtype=torch.float64) * 2 - 1
+def test_gradients_wrt_weights_match_the_module_loop(device, generator):
+    modules = [m.to(device) for m in make_modules(3, dtype=torch.float64)]
+    coords = (torch.rand(3, 20, 2, dtype=torch.float64, generator=generator) * 2 - 1).to(device)
     hs.siren_forward(hs.stack_params(modules), coords).sin().sum().backward()
     batched = [p.grad.clone() for m in modules for p in m.parameters()]
     for m in modules:
@@ -121,10 +124,20 @@ def test_params_pass_through_vmap():
     assert isinstance(per_sample, hs.SirenParams) and per_sample.weights[1].shape == (4, 32, 32)
 
 
-def test_stack_params_is_differentiable_to_each_module():
-    modules = make_modules(2)
-    hs.siren_forward(hs.stack_params(modules), torch.zeros(2, 3, 2)).sum().backward()
-    assert all(m.layers[0].weight.grad is not None for m in modules)
+def test_stack_params_is_differentiable_to_each_module(generator):
+    """Gradients flow through the stack back to every module: the same as each module run on its own."""
+    modules = make_modules(2, dtype=torch.float64)
+    coords = torch.rand(2, 3, 2, dtype=torch.float64, generator=generator) * 2 - 1  # nonzero: layer 0 gets a gradient
+    hs.siren_forward(hs.stack_params(modules), coords).sin().sum().backward()
+    through_stack = [[p.grad.clone() for p in m.parameters()] for m in modules]
+    for m in modules:
+        m.zero_grad()
+    for b, m in enumerate(modules):
+        m(coords[b]).sin().sum().backward()
+    for b, m in enumerate(modules):
+        for (name, p), g in zip(m.named_parameters(), through_stack[b]):
+            assert g.abs().max() > 1e-6, f"module {b} {name}: no gradient reached it through stack_params"
+            torch.testing.assert_close(g, p.grad, rtol=1e-10, atol=1e-12, msg=f"module {b} {name}")
 
 
 def test_stack_params_rejects_mixed_architectures():
@@ -164,13 +177,13 @@ def test_inconsistent_params_are_rejected():
 
 
 @pytest.mark.parametrize("block_elements", [500, 2**19])
-def test_weight_gradients_of_fused_path_equal_the_graph_path(block_elements, monkeypatch):
+def test_weight_gradients_of_fused_path_equal_the_graph_path(block_elements, monkeypatch, device, generator):
     """Training on values takes a hand-written backward; it must equal autograd's on the plain ops."""
     monkeypatch.setattr(forward_module, "CPU_BLOCK_ELEMENTS", block_elements)
     params = hs.stack_params(make_modules(5, depth=4, dtype=torch.float64)).map(
-        lambda t: t.detach().requires_grad_(True))
-    coords = torch.rand(5, 77, 2, dtype=torch.float64) * 2 - 1
-    target = torch.randn(5, 77, 3, dtype=torch.float64)
+        lambda t: t.detach().to(device).requires_grad_(True))
+    coords = (torch.rand(5, 77, 2, dtype=torch.float64, generator=generator) * 2 - 1).to(device)
+    target = torch.randn(5, 77, 3, dtype=torch.float64, generator=generator).to(device)
     tensors = params.weights + params.biases
 
     fused = hs.siren_forward(params, coords)
@@ -213,3 +226,59 @@ def test_changing_weights_between_forward_and_backward_raises():
         params.weights[0].add_(1.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.sum().backward()
+
+
+# --- inside torch.func transforms ------------------------------------------------------------------
+
+
+def test_functorch_transform_detection_still_exists():
+    """siren_forward picks its path with torch's private `_are_functorch_transforms_active` (torch has
+    no public equivalent); this fails first, with the fix in its message, if a torch release drops it."""
+    assert callable(getattr(torch._C, "_are_functorch_transforms_active", None)), (
+        f"torch {torch.__version__} no longer has torch._C._are_functorch_transforms_active, which "
+        "hypersiren.forward._inside_functorch_transform calls to keep the fused autograd.Function out of "
+        "torch.func transforms; replace it there with that release's way of asking (see docs/decisions.md)"
+    )
+    x = torch.ones(3)
+    inside = []
+
+    def record(t):
+        inside.append(forward_module._inside_functorch_transform())
+        return t.sin().sum()
+
+    assert forward_module._inside_functorch_transform() is False
+    vmap(record)(x.unsqueeze(1))
+    grad(record)(x)
+    torch.func.jvp(record, (x,), (x,))
+    assert inside == [True, True, True]
+    assert forward_module._inside_functorch_transform() is False
+
+
+def test_transform_with_only_plain_inputs_takes_the_graph_path():
+    """A transform around a call whose own inputs are not transformed: the fused autograd.Function would
+    refuse to run here, which is why the path is chosen by whether a transform is active at all."""
+    params = hs.stack_params(make_modules(2, dtype=torch.float64)).map(lambda t: t.detach().requires_grad_(True))
+    coords = torch.rand(2, 5, 2, dtype=torch.float64)
+    scales = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    out = vmap(lambda s: s * hs.siren_forward(params, coords).sum())(scales)
+    direct = hs.siren_forward(params, coords).sum()
+    torch.testing.assert_close(out, scales * direct, rtol=1e-12, atol=1e-12)
+    (from_vmap,) = torch.autograd.grad(out.sum(), params.weights[1])
+    (reference,) = torch.autograd.grad(scales.sum() * direct, params.weights[1])
+    torch.testing.assert_close(from_vmap, reference, rtol=1e-12, atol=1e-12)
+
+
+def test_per_sample_gradients_from_vmap_grad_equal_the_fused_backward(generator):
+    """torch.func.grad over the weights (graph path) gives what an ordinary backward gives (fused path)."""
+    params = hs.stack_params(make_modules(4, dtype=torch.float64)).map(lambda t: t.detach().requires_grad_(True))
+    coords = torch.rand(4, 9, 2, dtype=torch.float64, generator=generator) * 2 - 1
+
+    def loss(p: hs.SirenParams, c: torch.Tensor) -> torch.Tensor:
+        return hs.siren_forward(p.map(lambda t: t.unsqueeze(0)), c.unsqueeze(0)).square().sum()
+
+    per_sample = vmap(grad(loss))(params, coords)
+    fused = hs.siren_forward(params, coords)
+    assert fused.grad_fn.name() == "_FusedSirenBackward"
+    fused.square().sum().backward()
+    for a, b in zip(per_sample.weights + per_sample.biases, params.weights + params.biases):
+        torch.testing.assert_close(a, b.grad, rtol=1e-10, atol=1e-12)

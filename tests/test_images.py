@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hypersiren.data import (load_celeba, load_image_array, load_image_folder, load_packaged_faces,
+from hypersiren.io import (load_celeba, load_image_array, load_image_folder, load_packaged_faces,
                              square_resize)
 
 CELEBA64 = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba64" / "celeba64_train.npz"

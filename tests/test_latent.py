@@ -10,7 +10,6 @@ import torch
 import hypersiren as hs
 from hypersiren.latent import (
     GaussianFit,
-    ImagePrior,
     LatentPrior,
     LatentSet,
     decode_and_render,
@@ -26,6 +25,7 @@ from hypersiren.latent import (
     save_latents,
     write_projector,
 )
+from hypersiren.modalities.image import ImageData, ImageModality, ImagePrior
 from hypersiren.runs import save_checkpoint
 
 RES = 8
@@ -57,7 +57,7 @@ def test_image_prior_implements_the_protocol_and_encodes_like_the_model(prior):
     with torch.no_grad():
         torch.testing.assert_close(prior.encode(x), prior.model.encode(full), rtol=0, atol=0)
         one = torch.Generator().manual_seed(3)
-        context = hs.data.fixed_context(coords, values, 10, generator=torch.Generator().manual_seed(3))
+        context = hs.prior.fixed_context(coords, values, 10, generator=torch.Generator().manual_seed(3))
         torch.testing.assert_close(prior.encode(x, context_size=10, generator=one), prior.model.encode(context))
         params = prior.decode(prior.encode(x))
         rendered = prior.render(params, resolution=11)  # [B, 11, 11, 1] in [0, 1] units
@@ -70,7 +70,7 @@ def test_image_prior_implements_the_protocol_and_encodes_like_the_model(prior):
         prior.render(params.map(lambda t: t[0]))
     with pytest.raises(ValueError, match="ImagePrior: resolution must be a positive int"):
         ImagePrior(prior.model, resolution=0)
-    with pytest.raises(ValueError, match="ImagePrior.load_signals: this prior has no run config"):
+    with pytest.raises(ValueError, match="ImagePrior.load_signals: this prior has no data configuration"):
         prior.load_signals()
 
 
@@ -81,7 +81,7 @@ def test_image_prior_loads_image_sources_at_its_resolution(tmp_path, prior):
     np.savez(tmp_path / "rgb.npz", images=rgb)
     loaded = prior.load_signals(str(tmp_path / "rgb.npz"))  # colour -> grey for a grey prior
     assert loaded.shape == (3, RES, RES, 1)
-    torch.testing.assert_close(loaded, hs.data.square_resize(rgb, RES).mean(-1, keepdim=True))
+    torch.testing.assert_close(loaded, hs.io.square_resize(rgb, RES).mean(-1, keepdim=True))
     Image.fromarray(rgb[1]).save(tmp_path / "one.png")
     torch.testing.assert_close(prior.load_signals(str(tmp_path / "one.png")), loaded[1:2])
     with pytest.raises(ValueError, match="ImagePrior.load_signals: split='heldout' selects from the run's own data"):
@@ -89,12 +89,12 @@ def test_image_prior_loads_image_sources_at_its_resolution(tmp_path, prior):
     np.savez(tmp_path / "grey.npz", images=rgb[..., :1])
     colour = ImagePrior(hs.HyperSiren(hs.HyperSirenConfig(value_dim=3, latent_dim=4, encoder_hidden=4, siren_hidden=4,
                                                           head_hidden=4, heads="low_rank", rank=2)), resolution=RES)
-    with pytest.raises(ValueError, match=r"ImagePrior.load_signals: the prior models 3 channel\(s\) but .* has 1"):
+    with pytest.raises(ValueError, match=r"ImagePrior.load_signals: load_images: the prior models 3 channel\(s\) but .* has 1"):
         colour.load_signals(str(tmp_path / "grey.npz"))
-    run_config = {"data": str(tmp_path / "grey.npz"), "limit": None, "resolution": RES, "holdout": 1}
-    with_run = ImagePrior(prior.model, resolution=RES, run_config=run_config)
+    data = ImageData(source=str(tmp_path / "grey.npz"), resolution=RES, holdout=1)
+    with_run = ImagePrior(prior.model, resolution=RES, modality=ImageModality(data))
     assert with_run.load_signals().shape[0] == 2 and with_run.load_signals(split="heldout").shape[0] == 1
-    torch.testing.assert_close(with_run.load_signals(split="all"), hs.data.square_resize(rgb[..., :1], RES))
+    torch.testing.assert_close(with_run.load_signals(split="all"), hs.io.square_resize(rgb[..., :1], RES))
     with pytest.raises(ValueError, match="ImagePrior.load_signals: split must be one of"):
         with_run.load_signals(split="test")
     with pytest.raises(ValueError, match="ImagePrior: expected a prior over 2-D coordinates, got coord_dim=3"):
@@ -285,10 +285,10 @@ def test_latents_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="load_latents: no latents file at .*missing.pt"):
         load_latents(tmp_path / "missing.pt")
     save_checkpoint(tmp_path / "checkpoint.pt", {"kind": "hypersiren.prior"})
-    with pytest.raises(ValueError, match=r"load_latents: .*checkpoint.pt is not a latents file \(kind 'hypersiren.pr"):
+    with pytest.raises(ValueError, match=r"load_latents: .*checkpoint.pt is a file of kind 'hypersiren.pr.*', expected 'hypersiren.latents'"):
         load_latents(tmp_path / "checkpoint.pt")
     np.savez(tmp_path / "images.npz", images=np.zeros((2, 4, 4, 1), np.uint8))
-    with pytest.raises(ValueError, match=r"load_latents: .*images.npz is not a latents file \(kind None"):
+    with pytest.raises(ValueError, match=r"load_latents: .*images.npz is a file of kind None, expected 'hypersiren.latents'"):
         load_latents(tmp_path / "images.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match="load_latents: cannot read .*junk.npz as a latents file"):
@@ -346,8 +346,8 @@ def test_export_errors(tmp_path, prior):
     with pytest.raises(TypeError, match="export_siren: expected config to be a SirenConfig"):
         hs.export_siren(params.map(lambda t: t[:1]), tmp_path / "s.pt", config={"in_dim": 2})
     save_checkpoint(tmp_path / "prior.pt", {"kind": "hypersiren.prior"})
-    with pytest.raises(ValueError, match="load_exported_siren: expected a file of kind 'hypersiren.siren'.*"
-                                         "got kind 'hypersiren.prior'"):
+    with pytest.raises(ValueError, match="load_exported_siren: .*prior.pt is a file of kind 'hypersiren.prior', "
+                                         r"expected 'hypersiren.siren' \(written by export_siren\)"):
         hs.load_exported_siren(tmp_path / "prior.pt")
     with pytest.raises(ValueError, match="SirenConfig: depth must be a positive int"):
         hs.SirenConfig(2, 1, depth=0)
@@ -357,7 +357,7 @@ def test_export_errors(tmp_path, prior):
 
 def test_load_latent_prior_names_the_wrong_kind(tmp_path):
     save_checkpoint(tmp_path / "shape.pt", {"kind": "hypersiren.shape_prior"})
-    with pytest.raises(ValueError, match=r"load_latent_prior: .*shape.pt is a checkpoint of kind "
+    with pytest.raises(ValueError, match=r"load_latent_prior: .*shape.pt is a file of kind "
                                          r"'hypersiren.shape_prior', expected a prior of kind 'hypersiren.prior'"):
         load_latent_prior(tmp_path / "shape.pt")
     torch.save(hs.Siren(2, 1, hidden_dim=4, depth=2).state_dict(), tmp_path / "plain.pt")
@@ -369,11 +369,18 @@ def test_load_latent_prior_names_the_wrong_kind(tmp_path):
         load_latent_prior(tmp_path / "siren.pt")
     config = hs.HyperSirenConfig(latent_dim=4, encoder_hidden=4, siren_hidden=4, head_hidden=4, heads="low_rank",
                                  rank=2)
-    save_checkpoint(tmp_path / "run" / "checkpoint.pt", {"kind": "hypersiren.prior",
-                                                        "model_config": dataclasses.asdict(config),
-                                                        "model": hs.HyperSiren(config).state_dict()})
-    with pytest.raises(FileNotFoundError, match="config.json is missing"):
-        load_latent_prior(tmp_path / "run" / "checkpoint.pt")
+    state = {"kind": "hypersiren.prior", "model_config": dataclasses.asdict(config),
+             "model": hs.HyperSiren(config).state_dict()}
+    save_checkpoint(tmp_path / "old.pt", state)  # an earlier hypersiren's checkpoint: no format, no modality
+    with pytest.raises(ValueError, match="old.pt has checkpoint format None.*retrain"):
+        load_latent_prior(tmp_path / "old.pt")
+    save_checkpoint(tmp_path / "new.pt", {**state, "format": 2, "modality": "image",
+                                          "data": dataclasses.asdict(ImageData(resolution=6))})
+    loaded = load_latent_prior(tmp_path / "new.pt")  # the checkpoint alone rebuilds its modality's adapter
+    assert isinstance(loaded, ImagePrior) and loaded.resolution == 6 and loaded.modality.data.source == "faces"
+    save_checkpoint(tmp_path / "odd.pt", {**state, "format": 2, "modality": "sound", "data": {}})
+    with pytest.raises(ValueError, match="unknown modality 'sound'; known: image"):
+        load_latent_prior(tmp_path / "odd.pt")
 
 
 def test_projector_writes_latents_labels_and_sprite(tmp_path):
@@ -403,7 +410,8 @@ def test_figure_helpers_tile_and_write(tmp_path):
     path = hs.figures.save_png(tmp_path / "f.png", image)
     from PIL import Image
 
-    assert Image.open(path).size == (8, 5)
+    with Image.open(path) as written:
+        assert written.size == (8, 5)
     with pytest.raises(ValueError, match=r"save_png: expected an image \[H, W, C\] with C = 1 or 3"):
         hs.figures.save_png(tmp_path / "g.png", grid)
     with pytest.raises(ValueError, match=r"upsample_nearest: expected images \[B, H, W, C\]"):

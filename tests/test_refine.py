@@ -4,8 +4,10 @@ import pytest
 import torch
 
 import hypersiren as hs
-from hypersiren.data import fixed_context
-from hypersiren.refine import RefineConfig, refine, refined_predictor
+from hypersiren.modalities.image import ImageData, ImageModality
+from hypersiren.prior import RefineConfig, fixed_context, refine, refined_predictor
+
+IMAGES = ImageModality(ImageData())  # spreads residuals by interpolation; nothing is loaded
 
 CONFIG = hs.HyperSirenConfig(value_dim=1, latent_dim=16, encoder_hidden=16, encoder_depth=2, siren_hidden=16,
                              siren_depth=3, head_hidden=16, heads="low_rank", rank=8, w0_first=10.0, w0=10.0)
@@ -47,7 +49,7 @@ def test_refinement_leaves_the_model_untouched_and_anchor_holds_the_code():
 
 def test_residual_correction_passes_through_the_context_and_keeps_full_context_exact():
     model, coords, images, context = setup(k=40)
-    predict = refined_predictor(model, RefineConfig(residual=True))
+    predict = refined_predictor(model, RefineConfig(residual=True), IMAGES)
     with torch.no_grad():
         at_context = predict(context, context.coords)
     torch.testing.assert_close(at_context, context.values, rtol=0, atol=1e-5)
@@ -70,6 +72,8 @@ def test_refine_config_errors():
     _, _, _, context = setup()
     with pytest.raises(ValueError, match="code='coeffs' needs a low_rank hypernetwork"):
         refine(model, context, RefineConfig(steps=1))
+    with pytest.raises(ValueError, match="refined_predictor: residual=True needs the modality"):
+        refined_predictor(model, RefineConfig(residual=True))
     with torch.no_grad():  # without refinement steps the code kind does not matter: residual correction works
-        values = refined_predictor(model, RefineConfig(residual=True))(context, context.coords)
+        values = refined_predictor(model, RefineConfig(residual=True), IMAGES)(context, context.coords)
     torch.testing.assert_close(values, context.values, rtol=0, atol=1e-5)

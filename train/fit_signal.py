@@ -3,11 +3,13 @@
     python train/fit_signal.py --task image --out runs/camera
     python train/fit_signal.py --task sdf --input bunny.obj --preset default --time-budget 300 --out runs/bunny
     python train/fit_signal.py --task audio --input gt_bach.wav --set lr=5e-5 --out runs/bach
+    python train/fit_signal.py --task video --input bikes.mp4 --device cuda --out runs/bikes
 
 Without `--input` each task fits its default signal (scikit-image's `camera`, a generated tone
 sequence, a panning clip of `astronaut`, a torus; Helmholtz and wave need no input). `--preset paper`
 is the SIREN paper's recipe for the task, `default` the project's faster one; `--set FIELD=VALUE`
-overrides any `FitConfig` field. The run folder gets config.json, TensorBoard events, siren.pt, the
+overrides any `FitConfig` field. `--device` picks where it runs (default `auto`: CUDA where there is
+a GPU, else the CPU). The run folder gets config.json, TensorBoard events, siren.pt, the
 output (reconstruction.png / .wav / .mp4, mesh.ply, field.png) and metrics.json.
 """
 
@@ -18,6 +20,7 @@ import json
 import logging
 
 from hypersiren.config import parse_field_overrides
+from hypersiren.devices import resolve_device
 from hypersiren.fitting import FIT_PRESETS, TASKS, FitConfig, fit_signal, preset_config
 
 
@@ -28,8 +31,15 @@ def main(args: argparse.Namespace) -> dict:
         raise SystemExit(f"--set: {error}") from None
     if args.steps is not None:
         overrides["steps"] = args.steps
-    config = preset_config(args.task, args.preset, **overrides)
-    metrics = fit_signal(config, args.out, input=args.input, second_input=args.second_input,
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        raise SystemExit(f"--device: {error}") from None
+    try:
+        config = preset_config(args.task, args.preset, **overrides)
+    except ValueError as error:
+        raise SystemExit(f"--set: {error}") from None
+    metrics = fit_signal(config, args.out, source=args.source, second_source=args.second_source, device=device,
                          time_budget_s=args.time_budget, overwrite=args.overwrite, preset=args.preset)
     shown = {k: v for k, v in metrics.items() if k != "outputs"}
     print(json.dumps(shown))
@@ -40,8 +50,10 @@ def main(args: argparse.Namespace) -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument("--input", help="the signal file (image, wav, mp4/npy/npz frames, xyz+normals text or mesh)")
-    parser.add_argument("--second-input", help="poisson_blend: the second image (default: astronaut)")
+    parser.add_argument("--input", dest="source", metavar="FILE",
+                        help="the signal file (image, wav, mp4/npy/npz frames, xyz+normals text, npz or mesh)")
+    parser.add_argument("--second-input", dest="second_source", metavar="FILE", help="poisson_blend: the second image (default: astronaut)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (CUDA if available, else CPU)")
     parser.add_argument("--preset", default="default", choices=sorted({p for t in FIT_PRESETS.values() for p in t}))
     parser.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     parser.add_argument("--time-budget", type=float, help="stop after this many seconds of training")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hypersiren.data import load_celeba, square_resize
+from hypersiren.io import load_celeba, square_resize
 
 
 def main(args: argparse.Namespace) -> list[Path]:

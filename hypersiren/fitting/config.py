@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..geometry import SdfLossConfig
+
 TASKS = ("image", "audio", "video", "poisson_grad", "poisson_lapl", "poisson_blend", "sdf", "helmholtz", "wave")
 DERIVATIVES = ("closed_form", "autograd")
 
@@ -26,26 +28,34 @@ class FitConfig:
     lr: float = 1e-4
     lr_final: float | None = None  # cosine decay from lr to lr_final over the steps; None: constant (the paper)
     steps: int = 500
-    batch_points: int = 0  # points per step; 0: batch_fraction of them, or all when that is 0 too
-    batch_fraction: float = 0.0  # fraction of the signal's points per step (the paper's video: 0.38%)
-    grad_clip: float = 0.0  # max gradient norm; 0: no clipping
+    # points per step; None: batch_fraction of the signal's points, or all of them when that is None too.
+    # helmholtz and wave have no fixed point set and need batch_points.
+    batch_points: int | None = None
+    batch_fraction: float | None = None  # fraction of the signal's points per step (the paper's video: 0.38%)
+    grad_clip: float | None = None  # max gradient norm; None: no clipping
     derivatives: str = "closed_form"  # "closed_form" (hypersiren.diff.siren_derivatives) or "autograd"
     seed: int = 0
     # task data
     size: int = 256  # image side for image / Poisson tasks (the input is centre-cropped and resized)
-    # Poisson targets: 0 = derivatives in units of the [-1, 1] coordinates (the fit is the image itself);
+    # Poisson targets: None = derivatives in units of the [-1, 1] coordinates (the fit is the image itself);
     # s > 0 = the reference's convention, pixel-unit operators on s * image (the fit is a scaled image)
-    target_scale: float = 0.0
+    target_scale: float | None = None
     blend_alpha: float = 0.5  # poisson_blend: target = alpha * grad(image 1) + (1 - alpha) * grad(image 2)
-    # sdf: loss weights of |f| on the surface, exp(-100 |f|) off it, 1 - cos(grad f, n), | |grad f| - 1 |
-    sdf_weights: tuple[float, float, float, float] = (3e3, 1e2, 1e2, 5e1)
+    # sdf: the loss weights (hypersiren.geometry.SdfLossConfig; the paper's values by default)
+    sdf_surface_weight: float = SdfLossConfig.surface_weight  # |f| on the surface
+    sdf_off_surface_weight: float = SdfLossConfig.off_surface_weight  # exp(-sharpness |f|) off it
+    sdf_normal_weight: float = SdfLossConfig.normal_weight  # 1 - cos(grad f, n) on the surface
+    sdf_eikonal_weight: float = SdfLossConfig.eikonal_weight  # | |grad f| - 1 | everywhere
+    sdf_off_surface_sharpness: float = SdfLossConfig.off_surface_sharpness
     mesh_resolution: int = 256  # marching cubes grid for the exported mesh and the Chamfer metric
+    fscore_threshold: float = 0.01  # F-score distance, as a fraction of the input's bounding-box diagonal
     # helmholtz
     wavenumber: float = 20.0
     source: tuple[float, float] = (0.0, 0.0)
     source_sigma: float = 0.02  # width of the Gaussian point source
+    source_fraction: float = 0.1  # share of each step's points drawn around the source (narrower than their spacing)
     velocity: str = "uniform"  # "uniform" (1 everywhere) or "layered" (1 above row 0, 1.5 below)
-    pml_width: float = 0.5  # absorbing layer width at each side of [-1, 1]^2
+    pml_width: float = 0.5  # absorbing layer width at each side of [-1, 1]
     pml_strength: float = 40.0  # damping profile a0 * (depth into the layer / width)^2
     # wave (coordinates (t, x, y) in [-1, 1]^3; t = -1 is the initial time)
     wave_speed: float = 1.0
@@ -66,13 +76,35 @@ class FitConfig:
         for name in ("hidden_dim", "depth", "steps", "size", "mesh_resolution", "initial_points", "log_every", "image_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"FitConfig: {name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("w0_first", "w0", "lr", "wavenumber", "source_sigma", "wave_speed", "pulse_sigma"):
+        for name in ("w0_first", "w0", "lr", "wavenumber", "source_sigma", "wave_speed", "pulse_sigma", "fscore_threshold",
+                     "sdf_off_surface_sharpness"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"FitConfig: {name} must be positive, got {getattr(self, name)!r}")
-        if self.batch_points < 0 or self.grad_clip < 0 or not 0 <= self.batch_fraction <= 1:
-            raise ValueError("FitConfig: batch_points and grad_clip must be >= 0 and batch_fraction in [0, 1]")
+        for name in ("sdf_surface_weight", "sdf_off_surface_weight", "sdf_normal_weight", "sdf_eikonal_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"FitConfig: {name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("batch_points", "grad_clip", "target_scale"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"FitConfig: {name} must be positive or None (none), got {getattr(self, name)!r}")
+        if self.batch_fraction is not None and not 0 < self.batch_fraction <= 1:
+            raise ValueError(f"FitConfig: batch_fraction must be in (0, 1] or None, got {self.batch_fraction!r}")
+        if self.batch_points is not None and self.batch_fraction is not None:
+            raise ValueError(f"FitConfig: set batch_points ({self.batch_points}) or batch_fraction "
+                             f"({self.batch_fraction}), not both")
+        if self.task in ("helmholtz", "wave") and self.batch_points is None:
+            raise ValueError(f"FitConfig: task {self.task!r} draws batch_points random points per step and has no "
+                             "fixed point set to take whole or in fractions; set batch_points (e.g. 4096)")
         if not 0 < self.pml_width < 1:
             raise ValueError(f"FitConfig: pml_width must be in (0, 1), got {self.pml_width!r}")
+        if not 0 <= self.source_fraction < 1:
+            raise ValueError(f"FitConfig: source_fraction must be in [0, 1), got {self.source_fraction!r}")
+
+    @property
+    def sdf_loss(self) -> SdfLossConfig:
+        """The SDF loss weights as `hypersiren.geometry.sdf_loss` takes them."""
+        return SdfLossConfig(surface_weight=self.sdf_surface_weight, off_surface_weight=self.sdf_off_surface_weight,
+                             normal_weight=self.sdf_normal_weight, eikonal_weight=self.sdf_eikonal_weight,
+                             off_surface_sharpness=self.sdf_off_surface_sharpness)
 
 
 # The paper's recipes (../shared/REFERENCE.md section 5) and the project's defaults; see docs/fitting.md.

@@ -2,7 +2,8 @@
 oriented points (eikonal), the Helmholtz equation with an absorbing layer, and the wave equation.
 
 Every derivative comes from `tasks.derivatives` (closed form by default, or autograd), so the losses
-need one ordinary backward pass.
+need one ordinary backward pass. The SDF loss is `hypersiren.geometry.sdf_loss`, the batched one the
+shape prior uses, here with a batch of one.
 """
 
 from __future__ import annotations
@@ -13,86 +14,96 @@ import numpy as np
 import torch
 
 from ..coords import grid
+from ..geometry import Mesh, SdfBatch, extract_mesh, sample_surface, sdf_loss, surface_distance
+from ..io import normalise_points, save_image, save_mesh, save_video
 from ..siren import Siren
-from . import signals
 from .config import FitConfig
-from .mesh import extract_mesh, sample_mesh_surface, surface_distance
 from .tasks import Task, derivatives, display, evaluate
 
-CHAMFER_SAMPLES = 100_000
+# Fixed evaluation sets (not recipe knobs): drawn with their own seeds, so metrics compare across runs.
+SHAPE_EXTENT = 0.9  # the input's longest half-side after normalisation, inside the uniform points' [-1, 1]^3
+SDF_PROBE_POINTS, SDF_PROBE_SEED = 10_000, 1  # surface points whose mean |f| is the running metric
+CHAMFER_SAMPLES, CHAMFER_SEED = 100_000, 2  # points on the mesh and on the input for the final distances
+SLICE_SIDE = 128  # side of the SDF slices and Helmholtz field images in TensorBoard
+HELMHOLTZ_EVAL_SIDE = 96  # grid side of the Helmholtz metrics
+HELMHOLTZ_SOURCE_CLEARANCE = 5  # the Hankel comparison skips points within this many source widths
+WAVE_EVAL_INTERIOR, WAVE_EVAL_INITIAL, WAVE_EVAL_SEED = 8192, 2048, 3  # points of the wave metrics
+EVAL_BATCH = 4096  # points per derivative evaluation in the metrics
+FIELD_SIDE = 256  # side of the saved Helmholtz field (field.npy, field.png)
+WAVE_FRAMES, WAVE_FRAME_SIDE = 25, 128  # frames of the saved wave field (field.npy, field.mp4), t = -1 .. 1
 
 
 class SdfTask(Task):
     """A signed distance function from surface points and normals `[P, 3]`.
 
     The points are centred and scaled into `[-0.9, 0.9]^3` (aspect kept). Each step takes
-    `batch_points` surface points and as many uniform points in `[-1, 1]^3`. Loss terms, each a mean
-    over the points it concerns, weighted by `config.sdf_weights`: `|f|` on the surface,
-    `exp(-100 |f|)` off it, `1 - cos(grad f, n)` on the surface and `| |grad f| - 1 |` everywhere.
-    Metrics: `surface_abs_sdf` (mean |f| on surface points) during training; at the end,
-    symmetric Chamfer-L1 and normal consistency between the marching-cubes mesh and the input points.
+    `batch_points` surface points and as many uniform points in `[-1, 1]^3`; the loss is
+    `hypersiren.geometry.sdf_loss` (weights `config.sdf_loss`) with a batch of one SIREN.
+    Metrics: `surface_abs_sdf` (mean |f| on surface points) during training; at the end, Chamfer-L1,
+    normal consistency and F-score (at `fscore_threshold` x the input's diagonal) between the
+    marching-cubes mesh and the input points.
     """
 
     in_dim, out_dim, metric = 3, 1, "surface_abs_sdf"
 
-    def __init__(self, config: FitConfig, points: np.ndarray, normals: np.ndarray):
-        super().__init__(config)
-        normalised, self.centre, self.scale = signals.normalise_points(points)
-        self.points, self.normals = torch.from_numpy(normalised), torch.from_numpy(normals)
-        probe = torch.randperm(len(points), generator=torch.Generator().manual_seed(1))[:10_000]
-        self.probe = self.points[probe]
+    def __init__(self, config: FitConfig, points: np.ndarray, normals: np.ndarray, *, device: torch.device | str = "cpu"):
+        super().__init__(config, device=device)
+        normalised, self.centre, self.scale = normalise_points(points, extent=SHAPE_EXTENT)
+        self.points = torch.from_numpy(normalised).to(self.device)  # [P, 3]
+        self.normals = torch.from_numpy(np.ascontiguousarray(normals, dtype=np.float32)).to(self.device)  # [P, 3]
+        probe = torch.randperm(len(points), generator=torch.Generator().manual_seed(SDF_PROBE_SEED))[:SDF_PROBE_POINTS]
+        self.probe = self.points[probe.to(self.device)]
+        self.mesh: Mesh | None = None  # the final mesh, once `metrics(final=True)` made it
 
-    def sample(self, generator):
+    def sample(self, generator) -> SdfBatch:
         n = self.batch_size(len(self.points))
-        index = torch.randint(len(self.points), (n,), generator=generator)
-        uniform = torch.rand(n, 3, generator=generator) * 2 - 1
-        return torch.cat([self.points[index], uniform]), self.normals[index]
+        index = torch.randint(len(self.points), (n,), generator=generator).to(self.device)
+        uniform = (torch.rand(n, 3, generator=generator) * 2 - 1).to(self.device)
+        return SdfBatch(self.points[index][None], self.normals[index][None], uniform[None])  # B = 1
 
     def loss(self, params, batch):
-        coords, normals = batch
-        n = normals.shape[0]
-        out = derivatives(params, coords.unsqueeze(0), self.config)
-        f, grad = out.values[0, :, 0], out.jacobian[0, :, 0, :]  # [2n], [2n, 3]
-        w_surface, w_off, w_normal, w_eikonal = self.config.sdf_weights
-        terms = {
-            "surface": w_surface * f[:n].abs().mean(),
-            "off_surface": w_off * torch.exp(-100 * f[n:].abs()).mean(),
-            "normal": w_normal * (1 - torch.nn.functional.cosine_similarity(grad[:n], normals, dim=-1)).mean(),
-            "eikonal": w_eikonal * (grad.norm(dim=-1) - 1).abs().mean(),
-        }
-        return {"total": sum(terms.values()), **terms}
+        c = self.config
+        terms = sdf_loss(params, batch, w0_first=c.w0_first, w0=c.w0, config=c.sdf_loss, derivatives=c.derivatives)
+        return {name: value[0] for name, value in terms._asdict().items()}  # the batch of one
 
     def metrics(self, siren, final: bool = False):
         result = {"surface_abs_sdf": evaluate(siren, self.probe).abs().mean().item()}
         if final:
-            mesh = extract_mesh(siren, resolution=self.config.mesh_resolution)
-            if len(mesh.faces) == 0:
-                return {**result, "chamfer": math.inf, "chamfer_rel_diagonal": math.inf, "normal_consistency": 0.0}
-            mesh_points, mesh_normals = sample_mesh_surface(mesh, CHAMFER_SAMPLES)
-            keep = torch.randperm(len(self.points), generator=torch.Generator().manual_seed(2))[:CHAMFER_SAMPLES]
-            distance = surface_distance(mesh_points, mesh_normals, self.points[keep].numpy(), self.normals[keep].numpy())
-            diagonal = float(np.linalg.norm(self.points.numpy().max(0) - self.points.numpy().min(0)))
-            # reported in the input's own units (undoing the normalisation) and relative to its diagonal
-            result |= {"chamfer": distance.chamfer / self.scale, "chamfer_rel_diagonal": distance.chamfer / diagonal,
-                       "normal_consistency": distance.normal_consistency}
-            self._mesh = mesh
+            self.mesh = extract_mesh(siren, resolution=self.config.mesh_resolution, device=self.device)
+            result |= self.mesh_distances(self.mesh)
         return result
 
+    def mesh_distances(self, mesh: Mesh) -> dict[str, float]:
+        """Chamfer-L1 (in the input's units and relative to its diagonal), normal consistency, F-score."""
+        if len(mesh.faces) == 0:
+            return {"chamfer": math.inf, "chamfer_rel_diagonal": math.inf, "normal_consistency": 0.0, "fscore": 0.0}
+        mesh_points, mesh_normals = sample_surface(mesh, CHAMFER_SAMPLES)
+        keep = torch.randperm(len(self.points), generator=torch.Generator().manual_seed(CHAMFER_SEED))[:CHAMFER_SAMPLES]
+        points, normals = self.points.cpu().numpy()[keep.numpy()], self.normals.cpu().numpy()[keep.numpy()]
+        all_points = self.points.cpu().numpy()
+        diagonal = float(np.linalg.norm(all_points.max(0) - all_points.min(0)))
+        distance = surface_distance(mesh_points, mesh_normals, points, normals,
+                                    threshold=self.config.fscore_threshold * diagonal)
+        # in the input's own units (undoing the normalisation) and relative to its diagonal
+        return {"chamfer": distance.chamfer / self.scale, "chamfer_rel_diagonal": distance.chamfer / diagonal,
+                "normal_consistency": distance.normal_consistency, "fscore": distance.fscore}
+
     def images(self, siren):
-        coords = grid((128, 128))
+        coords = grid((SLICE_SIDE, SLICE_SIDE), device=self.device)
         slices = []
         for axis in range(3):  # the planes x=0, y=0, z=0
-            points = torch.zeros(coords.shape[0], 3)
+            points = torch.zeros(coords.shape[0], 3, device=self.device)
             points[:, [a for a in range(3) if a != axis]] = coords
-            slices.append(evaluate(siren, points).reshape(128, 128, 1))
+            slices.append(evaluate(siren, points).reshape(SLICE_SIDE, SLICE_SIDE, 1))
         return {"sdf_slices": display(torch.cat(slices, dim=1), symmetric=True)}
 
     def save_outputs(self, siren, run_dir):
-        mesh = getattr(self, "_mesh", None) or extract_mesh(siren, resolution=self.config.mesh_resolution)
+        mesh = self.mesh if self.mesh is not None else extract_mesh(
+            siren, resolution=self.config.mesh_resolution, device=self.device)
         if len(mesh.faces) == 0:
             raise ValueError("SdfTask: the fitted SDF has no zero crossing in [-1, 1]^3, so there is no mesh")
-        vertices = mesh.vertices / self.scale + self.centre  # back to the input's coordinates
-        return [signals.save_mesh(run_dir / "mesh.ply", vertices, mesh.faces)]
+        vertices = (mesh.vertices / self.scale + self.centre).astype(np.float32)  # back to the input's coordinates
+        return [save_mesh(run_dir / "mesh.ply", Mesh(vertices, mesh.faces))]
 
 
 class HelmholtzTask(Task):
@@ -110,10 +121,10 @@ class HelmholtzTask(Task):
 
     in_dim, out_dim, metric = 2, 2, "residual"
 
-    def __init__(self, config: FitConfig):
-        super().__init__(config)
-        self.source = torch.tensor(config.source, dtype=torch.float32)
-        self.eval_coords = grid((96, 96))
+    def __init__(self, config: FitConfig, *, device: torch.device | str = "cpu"):
+        super().__init__(config, device=device)
+        self.source = torch.tensor(config.source, dtype=torch.float32, device=self.device)  # [2]
+        self.eval_coords = grid((HELMHOLTZ_EVAL_SIDE, HELMHOLTZ_EVAL_SIDE), device=self.device)  # [N, 2]
 
     def velocity(self, x):
         if self.config.velocity == "uniform":
@@ -134,11 +145,11 @@ class HelmholtzTask(Task):
         return torch.complex(torch.ones_like(x), sigma / c.wavenumber), torch.complex(torch.zeros_like(x), dsigma / c.wavenumber)
 
     def sample(self, generator):
-        n = self.config.batch_points or 4096
-        near = n // 10  # a tenth of the points around the source, which is narrower than the batch spacing
+        n = self.config.batch_points
+        near = int(n * self.config.source_fraction)  # around the source, which is narrower than the batch spacing
         uniform = torch.rand(n - near, 2, generator=generator) * 2 - 1
-        around = self.source + 3 * self.config.source_sigma * torch.randn(near, 2, generator=generator)
-        return torch.cat([uniform, around.clamp(-1, 1)])
+        offsets = 3 * self.config.source_sigma * torch.randn(near, 2, generator=generator)
+        return torch.cat([uniform.to(self.device), (self.source + offsets.to(self.device)).clamp(-1, 1)])  # [n, 2]
 
     def residual(self, params, x):
         out = derivatives(params, x.unsqueeze(0), self.config, hessian_diagonal=True)
@@ -159,29 +170,30 @@ class HelmholtzTask(Task):
 
     def metrics(self, siren, final: bool = False):
         with torch.no_grad():
-            residual = torch.cat([self.residual(siren.params(), chunk) for chunk in self.eval_coords.split(4096)])
+            residual = torch.cat([self.residual(siren.params(), chunk) for chunk in self.eval_coords.split(EVAL_BATCH)])
         result = {"residual": residual.abs().square().mean().sqrt().item()}
         if self.config.velocity == "uniform":
             from scipy.special import hankel1
 
             x = self.eval_coords
             r = (x - self.source).norm(dim=-1)
-            inside = (x.abs().max(-1).values < 1 - self.config.pml_width) & (r > 5 * self.config.source_sigma)
-            exact = 0.25j * hankel1(0, self.config.wavenumber * r[inside].double().numpy())
-            fit = evaluate(siren, x[inside]).double().numpy()
+            inside = (x.abs().max(-1).values < 1 - self.config.pml_width) & \
+                (r > HELMHOLTZ_SOURCE_CLEARANCE * self.config.source_sigma)
+            exact = 0.25j * hankel1(0, self.config.wavenumber * r[inside].double().cpu().numpy())
+            fit = evaluate(siren, x[inside]).double().cpu().numpy()
             error = np.linalg.norm(fit[:, 0] + 1j * fit[:, 1] - exact) / np.linalg.norm(exact)
             result["relative_error"] = float(error)
         return result
 
     def images(self, siren):
-        field = evaluate(siren, grid((128, 128))).reshape(128, 128, 2)
+        field = evaluate(siren, grid((SLICE_SIDE, SLICE_SIDE), device=self.device)).reshape(SLICE_SIDE, SLICE_SIDE, 2)
         return {"field_real_imag": display(torch.cat([field[..., :1], field[..., 1:]], dim=1), symmetric=True)}
 
     def save_outputs(self, siren, run_dir):
-        field = evaluate(siren, grid((256, 256))).reshape(256, 256, 2)
+        field = evaluate(siren, grid((FIELD_SIDE, FIELD_SIDE), device=self.device)).reshape(FIELD_SIDE, FIELD_SIDE, 2).cpu()
         np.save(run_dir / "field.npy", field.numpy())
         image = display(torch.cat([field[..., :1], field[..., 1:]], dim=1), symmetric=True)
-        return [run_dir / "field.npy", signals.save_image(run_dir / "field.png", image)]
+        return [run_dir / "field.npy", save_image(run_dir / "field.png", image)]
 
 
 class WaveTask(Task):
@@ -196,23 +208,24 @@ class WaveTask(Task):
 
     in_dim, out_dim, metric = 3, 1, "residual"
 
-    def __init__(self, config: FitConfig):
-        super().__init__(config)
-        g = torch.Generator().manual_seed(3)
-        self.eval_interior = torch.rand(8192, 3, generator=g) * 2 - 1
-        self.eval_initial = self.initial_plane(2048, g)
+    def __init__(self, config: FitConfig, *, device: torch.device | str = "cpu"):
+        super().__init__(config, device=device)
+        g = torch.Generator().manual_seed(WAVE_EVAL_SEED)
+        self.eval_interior = (torch.rand(WAVE_EVAL_INTERIOR, 3, generator=g) * 2 - 1).to(self.device)  # [N, 3]
+        self.eval_initial = self.initial_plane(WAVE_EVAL_INITIAL, g).to(self.device)  # [N0, 3]
 
     def pulse(self, xy):
         return torch.exp(-xy.square().sum(-1) / (2 * self.config.pulse_sigma**2))
 
     @staticmethod
     def initial_plane(n, generator):
+        """`n` random points `(t = -1, x, y)` on the CPU: `[n, 3]`."""
         xy = torch.rand(n, 2, generator=generator) * 2 - 1
         return torch.cat([torch.full((n, 1), -1.0), xy], dim=1)
 
     def sample(self, generator):
-        interior = torch.rand(self.config.batch_points or 4096, 3, generator=generator) * 2 - 1
-        return interior, self.initial_plane(self.config.initial_points, generator)
+        interior = torch.rand(self.config.batch_points, 3, generator=generator) * 2 - 1
+        return interior.to(self.device), self.initial_plane(self.config.initial_points, generator).to(self.device)
 
     def terms(self, params, interior, initial):
         c = self.config
@@ -238,8 +251,9 @@ class WaveTask(Task):
                 "initial_error": value_error.square().mean().sqrt().item()}
 
     def frames(self, siren: Siren, count: int, side: int) -> torch.Tensor:
-        xy = grid((side, side))
-        return torch.stack([evaluate(siren, torch.cat([torch.full((side * side, 1), t), xy], dim=1)).reshape(side, side, 1)
+        xy = grid((side, side), device=self.device)
+        return torch.stack([evaluate(siren, torch.cat([torch.full((side * side, 1), t, device=self.device), xy], dim=1))
+                            .reshape(side, side, 1)
                             for t in torch.linspace(-1, 1, count).tolist()])  # [T, side, side, 1]
 
     def images(self, siren):
@@ -247,6 +261,6 @@ class WaveTask(Task):
         return {"t=-1,0,1": display(torch.cat(list(frames), dim=1), symmetric=True)}
 
     def save_outputs(self, siren, run_dir):
-        frames = self.frames(siren, 25, 128)
+        frames = self.frames(siren, WAVE_FRAMES, WAVE_FRAME_SIDE).cpu()
         np.save(run_dir / "field.npy", frames.numpy())
-        return [run_dir / "field.npy", signals.save_video(run_dir / "field.mp4", display(frames, symmetric=True))]
+        return [run_dir / "field.npy", save_video(run_dir / "field.mp4", display(frames, symmetric=True))]

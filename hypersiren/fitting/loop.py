@@ -5,6 +5,10 @@ Run folder: `config.json`, TensorBoard events (every loss term, the task metric,
 PLY / field) and `metrics.json` (`task`, `preset`, `steps`, `seconds` of training, `seconds_per_step`
 and the task metrics). `seconds` and `--time-budget` count training steps only, not the periodic
 evaluations, so budgets compare recipes fairly.
+
+Devices: the SIREN, the optimiser state and the task's data live on `device`; random draws are made
+on the CPU (one generator, so a seed fits the same points everywhere) and moved there; metrics and
+saved files come back to the CPU.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import time
 import numpy as np
 import torch
 
+from ..devices import resolve_device
 from ..export import export_siren, load_exported_siren
+from ..io import load_audio, load_image, load_oriented_points, load_video, moving_crop_video, packaged_image
+from ..io import tone_sequence, torus_points
+from ..metrics import to_signed
 from ..runs import prepare_run_dir, write_json
 from ..siren import Siren
-from . import signals
 from .config import FitConfig
 from .fields import HelmholtzTask, SdfTask, WaveTask
 from .tasks import AudioTask, ImageTask, PoissonTask, Task, VideoTask
@@ -31,33 +38,47 @@ log = logging.getLogger(__name__)
 SIREN_FILE = "siren.pt"
 
 
-def load_task(config: FitConfig, input: str | os.PathLike | None = None,
-              second_input: str | os.PathLike | None = None) -> Task:
-    """The task of `config.task` on its input file (or on the task's default signal when None)."""
+# What each task fits when no file is given: scikit-image images, a generated tone sequence (8 kHz), a
+# panning clip of `astronaut` (from a 256 x 256 crop) and a torus.
+DEFAULT_IMAGE, DEFAULT_SECOND_IMAGE, DEFAULT_VIDEO_IMAGE = "camera", "astronaut", "astronaut"
+DEFAULT_AUDIO_RATE, DEFAULT_VIDEO_SOURCE_SIZE = 8000, 256
+
+
+def load_task(config: FitConfig, source: str | os.PathLike | None = None,
+              second_source: str | os.PathLike | None = None, *, device: torch.device | str = "cpu") -> Task:
+    """The task of `config.task` on its input file `source` (or on the task's default signal when None),
+    with its data on `device`. `second_source`: poisson_blend's second image."""
     c = config
     if c.task in ("helmholtz", "wave"):
-        if input is not None:
+        if source is not None:
             raise ValueError(f"load_task: task {c.task!r} takes no input file (its options are FitConfig fields)")
-        return HelmholtzTask(c) if c.task == "helmholtz" else WaveTask(c)
+        return HelmholtzTask(c, device=device) if c.task == "helmholtz" else WaveTask(c, device=device)
+    if second_source is not None and c.task != "poisson_blend":
+        raise ValueError(f"load_task: only poisson_blend takes a second input, task {c.task!r} got {second_source}")
     if c.task == "image":
-        image = signals.load_image(input, size=c.size) if input else signals.packaged_image("camera", size=c.size)
-        return ImageTask(c, image)
+        image = load_image(source, size=c.size) if source is not None else packaged_image(DEFAULT_IMAGE, size=c.size)
+        return ImageTask(c, image, device=device)
     if c.task == "audio":
-        samples, rate = signals.load_audio(input) if input else (signals.tone_sequence(), 8000)
-        return AudioTask(c, samples, rate)
+        samples, rate = load_audio(source) if source is not None else (tone_sequence(rate=DEFAULT_AUDIO_RATE),
+                                                                       DEFAULT_AUDIO_RATE)
+        return AudioTask(c, samples, rate, device=device)
     if c.task == "video":
-        frames = (signals.load_video(input) if input
-                  else signals.moving_crop_video(signals.packaged_image("astronaut", size=256)))
-        return VideoTask(c, frames)
+        frames = (load_video(source) if source is not None
+                  else moving_crop_video(packaged_image(DEFAULT_VIDEO_IMAGE, size=DEFAULT_VIDEO_SOURCE_SIZE)))
+        return VideoTask(c, frames, device=device)
     if c.task == "sdf":
-        return SdfTask(c, *(signals.load_oriented_points(input) if input else signals.torus_points()))
-    grey = (signals.load_image(input, size=c.size, grey=True) if input
-            else signals.packaged_image("camera", size=c.size, grey=True))[..., 0] * 2 - 1
+        return SdfTask(c, *(load_oriented_points(source) if source is not None else torus_points()), device=device)
+    grey = _grey_image(source, DEFAULT_IMAGE, c.size)
     if c.task == "poisson_blend":
-        other = (signals.load_image(second_input, size=c.size, grey=True) if second_input
-                 else signals.packaged_image("astronaut", size=c.size, grey=True))[..., 0] * 2 - 1
+        other = _grey_image(second_source, DEFAULT_SECOND_IMAGE, c.size)
         grey = c.blend_alpha * grey + (1 - c.blend_alpha) * other  # grad of the blend = blend of the grads
-    return PoissonTask(c, grey, "laplacian" if c.task == "poisson_lapl" else "gradient")
+    return PoissonTask(c, grey, "laplacian" if c.task == "poisson_lapl" else "gradient", device=device)
+
+
+def _grey_image(source: str | os.PathLike | None, default: str, size: int) -> np.ndarray:
+    """A grey image `[size, size]` in [-1, 1], from a file or a packaged image."""
+    image = load_image(source, size=size, grey=True) if source is not None else packaged_image(default, size=size, grey=True)
+    return to_signed(torch.from_numpy(image[..., 0])).numpy()
 
 
 def save_siren(path: str | os.PathLike, siren: Siren, **meta) -> None:
@@ -73,8 +94,8 @@ def learning_rate(config: FitConfig, step: int, elapsed: float = 0.0, time_budge
     `step / steps` and `elapsed / time_budget_s`, so the schedule ends when either runs out."""
     if config.lr_final is None:
         return config.lr
-    progress = step / max(config.steps, 1)
-    if time_budget_s:
+    progress = step / config.steps
+    if time_budget_s is not None:
         progress = max(progress, elapsed / time_budget_s)
     progress = min(progress, 1.0)
     return config.lr_final + 0.5 * (config.lr - config.lr_final) * (1 + math.cos(math.pi * progress))
@@ -84,27 +105,35 @@ def fit_signal(
     config: FitConfig,
     run_dir: str | os.PathLike,
     *,
-    input: str | os.PathLike | None = None,
-    second_input: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None,
+    second_source: str | os.PathLike | None = None,
+    device: torch.device | str = "cpu",
     time_budget_s: float | None = None,
     overwrite: bool = False,
     progress: bool = True,
     preset: str | None = None,
     task: Task | None = None,
 ) -> dict:
-    """Fit a SIREN to the signal of `config.task` for `config.steps` steps (or until `time_budget_s`
-    seconds of training) and write the run folder (see the module docstring). Returns the metrics.
+    """Fit a SIREN to the signal of `config.task` (the file `source`, or the task's default signal) for
+    `config.steps` steps (or until `time_budget_s` seconds of training) on `device` (a name as
+    `hypersiren.devices.resolve_device` takes it, or a `torch.device`), and write the run folder (see
+    the module docstring). Returns the metrics.
 
-    `task` may be passed pre-built (e.g. to reuse loaded data across runs); it must match `config`.
+    `task` may be passed pre-built (e.g. to reuse loaded data across runs); it must match `config` and
+    `device`, and then `source` and `second_source` must be None.
     """
+    device = resolve_device(str(device))
+    _check_arguments(config, device, task, source, second_source, time_budget_s)
     run_dir = prepare_run_dir(run_dir, overwrite=overwrite)
-    task = task or load_task(config, input, second_input)
-    write_json(run_dir / "config.json", {"preset": preset, "input": None if input is None else str(input),
-                                         "second_input": None if second_input is None else str(second_input),
-                                         "time_budget_s": time_budget_s, "fit": dataclasses.asdict(config)})
-    torch.manual_seed(config.seed)
+    if task is None:
+        task = load_task(config, source, second_source, device=device)
+    write_json(run_dir / "config.json", {"preset": preset, "source": None if source is None else str(source),
+                                         "second_source": None if second_source is None else str(second_source),
+                                         "device": str(device), "time_budget_s": time_budget_s,
+                                         "fit": dataclasses.asdict(config)})
+    torch.manual_seed(config.seed)  # the same initial SIREN on every device: initialised on the CPU, then moved
     siren = Siren(task.in_dim, task.out_dim, hidden_dim=config.hidden_dim, depth=config.depth,
-                  w0_first=config.w0_first, w0=config.w0)
+                  w0_first=config.w0_first, w0=config.w0).to(device)
     optimizer = torch.optim.Adam(siren.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     from torch.utils.tensorboard import SummaryWriter
@@ -122,9 +151,11 @@ def fit_signal(
                                      f"the last finite model is in {run_dir / SIREN_FILE} (try a lower lr)")
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
-        if config.grad_clip:
+        if config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(siren.parameters(), config.grad_clip)
         optimizer.step()
+        if device.type == "cuda":  # kernels run asynchronously: wait for the step before timing it
+            torch.cuda.synchronize(device)
         elapsed += time.perf_counter() - start
         step += 1
         if step % config.log_every == 0 or step == 1:
@@ -146,11 +177,23 @@ def fit_signal(
     writer.close()
     outputs = task.save_outputs(siren, run_dir)
     metrics = {"task": config.task, "preset": preset, "steps": step, "seconds": round(elapsed, 3),
-               "seconds_per_step": round(elapsed / max(step, 1), 5), **final,
+               "seconds_per_step": round(elapsed / max(step, 1), 5), "device": str(device), **final,
                "outputs": [p.name for p in outputs]}
     write_json(run_dir / "metrics.json", metrics)
     log.info("fit %s: %d steps in %.1f s: %s", config.task, step, elapsed, final)
     return metrics
+
+
+def _check_arguments(config: FitConfig, device: torch.device, task: Task | None, source, second_source,
+                     time_budget_s: float | None) -> None:
+    if task is not None:
+        if source is not None or second_source is not None:
+            raise ValueError("fit_signal: pass either a pre-built task or its source files, not both")
+        if task.config != config or task.device != device:
+            raise ValueError(f"fit_signal: the pre-built task was made for {task.config.task!r} on {task.device}; "
+                             f"expected the same config on {device}")
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise ValueError(f"fit_signal: time_budget_s must be positive or None, got {time_budget_s!r}")
 
 
 def _log_metrics(writer, task: Task, siren: Siren, metrics: dict, step: int) -> None:

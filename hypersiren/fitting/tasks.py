@@ -6,14 +6,17 @@ loss on them (`loss`, named terms plus `total`), how good a fit is (`metrics`), 
 produces (`images` for TensorBoard, `save_outputs` for the run folder). `fitting.loop.fit_signal`
 does the rest, the same for every task.
 
-Values are scaled to [-1, 1] for training; PSNR maps them back to [0, 1] and clips:
-`psnr = 10 log10(1 / mse_[0,1])`.
+Values are scaled to [-1, 1] for training (`hypersiren.metrics.to_signed`); PSNR is
+`hypersiren.metrics.psnr`: clipped, measured in [0, 1] units.
+
+Devices: a task keeps its signal on `device` (`fit_signal`'s); random draws come from a CPU generator
+and move there, so a seed gives the same points on every device. Metrics, images and saved files come
+back to the CPU.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +26,15 @@ from torch import Tensor
 from .. import diff
 from ..coords import grid
 from ..forward import siren_forward
+from ..io import save_audio, save_image, save_video
+from ..metrics import psnr, to_signed, to_unit
 from ..params import SirenParams
 from ..siren import Siren
-from . import signals
 from .config import FitConfig
 
 log = logging.getLogger(__name__)
 
 EVAL_CHUNK = 32768  # points per forward when evaluating a whole signal
-
-
-def psnr(prediction: Tensor, target: Tensor) -> float:
-    """PSNR in dB of values in [-1, 1] (clipped), measured in [0, 1] units."""
-    mse = ((prediction.clamp(-1, 1) - target) / 2).square().mean().item()
-    return 10 * math.log10(1 / max(mse, 1e-20))
 
 
 def derivatives(params: SirenParams, coords: Tensor, config: FitConfig, *, laplacian: bool = False,
@@ -65,11 +63,11 @@ def evaluate(siren: Siren, coords: Tensor) -> Tensor:
 
 
 def display(image: Tensor, symmetric: bool = False) -> np.ndarray:
-    """A `[H, W, C]` tensor scaled to [0, 1] for viewing (by its own range, or symmetric around 0)."""
-    image = image.detach().float()
+    """A `[H, W, C]` tensor scaled to [0, 1] for viewing (by its own range, or symmetric around 0), as a
+    CPU array."""
+    image = image.detach().float().cpu()
     if symmetric:
-        scale = image.abs().max().clamp_min(1e-12)
-        return ((image / scale + 1) / 2).numpy()
+        return to_unit(image / image.abs().max().clamp_min(1e-12)).numpy()
     low, high = image.min(), image.max()
     return ((image - low) / (high - low).clamp_min(1e-12)).numpy()
 
@@ -81,14 +79,18 @@ class Task:
     out_dim: int
     metric: str = "psnr"  # the metric shown in the progress bar
 
-    def __init__(self, config: FitConfig):
+    def __init__(self, config: FitConfig, *, device: torch.device | str = "cpu"):
         self.config = config
+        self.device = torch.device(device)
 
     def batch_size(self, total: int) -> int:
+        """Points per step out of a signal's `total`: `batch_points`, `batch_fraction` of them, or all."""
         c = self.config
-        if c.batch_points:
+        if c.batch_points is not None:
             return min(c.batch_points, total)
-        return max(1, round(c.batch_fraction * total)) if c.batch_fraction else total
+        if c.batch_fraction is not None:
+            return max(1, round(c.batch_fraction * total))
+        return total
 
     def sample(self, generator: torch.Generator):
         raise NotImplementedError
@@ -99,7 +101,7 @@ class Task:
         size = self.batch_size(n)
         if size == n:
             return coords, targets
-        index = torch.randperm(n, generator=generator)[:size]
+        index = torch.randperm(n, generator=generator)[:size].to(self.device)
         return coords[index], targets[index]
 
     def loss(self, params: SirenParams, batch) -> dict[str, Tensor]:
@@ -119,12 +121,14 @@ class Task:
 class GridTask(Task):
     """A signal sampled on a regular grid, fitted by MSE on its values: image, audio, video."""
 
-    def __init__(self, config: FitConfig, signal: np.ndarray):
-        super().__init__(config)
+    def __init__(self, config: FitConfig, signal: np.ndarray, *, device: torch.device | str = "cpu"):
+        """`signal`: `[*grid shape, C]` in [0, 1]."""
+        super().__init__(config, device=device)
         self.shape = signal.shape[:-1]  # grid shape: (H, W), (T,) or (T, H, W)
         self.in_dim, self.out_dim = len(self.shape), signal.shape[-1]
-        self.coords = grid(self.shape)  # [N, D]
-        self.values = torch.from_numpy(np.ascontiguousarray(signal)).reshape(-1, self.out_dim) * 2 - 1  # [N, C]
+        self.coords = grid(self.shape, device=self.device)  # [N, D]
+        unit = torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32)).reshape(-1, self.out_dim)
+        self.values = to_signed(unit).to(self.device)  # [N, C] in [-1, 1]
 
     def sample(self, generator):
         return self.sample_points(self.coords, self.values, generator)
@@ -145,22 +149,24 @@ class GridTask(Task):
 
 class ImageTask(GridTask):
     def images(self, siren):
-        return image_panels(siren, self.shape, self.config)
+        return image_panels(siren, self.shape, self.config, self.device)
 
     def save_outputs(self, siren, run_dir):
-        image = (self.prediction(siren).clamp(-1, 1) + 1) / 2
-        return [signals.save_image(run_dir / "reconstruction.png", image.numpy())]
+        image = to_unit(self.prediction(siren).clamp(-1, 1))
+        return [save_image(run_dir / "reconstruction.png", image.cpu().numpy())]
 
 
 class AudioTask(GridTask):
     """Mono audio on a [-1, 1] time axis; the amplitude is divided by its maximum, as in the paper."""
 
-    def __init__(self, config: FitConfig, samples: np.ndarray, rate: int):
+    def __init__(self, config: FitConfig, samples: np.ndarray, rate: int, *, device: torch.device | str = "cpu"):
+        """`samples`: mono audio `[T]` at `rate` Hz."""
         self.peak, self.rate = float(np.abs(samples).max()), rate
         if self.peak == 0:
             raise ValueError("AudioTask: the audio is silent (all samples are 0)")
         # GridTask takes values in [0, 1]; the fit sees samples / peak in [-1, 1], as in the paper
-        super().__init__(config, (samples / self.peak + 1)[:, None] / 2)
+        normalised = torch.from_numpy(np.asarray(samples / self.peak, dtype=np.float32))
+        super().__init__(config, to_unit(normalised)[:, None].numpy(), device=device)
 
     def images(self, siren):
         pred = self.prediction(siren)[:, 0]
@@ -169,58 +175,62 @@ class AudioTask(GridTask):
         return {"waveform": display(wave.unsqueeze(-1).repeat_interleave(20, dim=0), symmetric=True)}
 
     def save_outputs(self, siren, run_dir):
-        audio = self.prediction(siren)[:, 0].clamp(-1, 1).numpy() * self.peak
-        return [signals.save_audio(run_dir / "reconstruction.wav", audio, self.rate)]
+        audio = self.prediction(siren)[:, 0].clamp(-1, 1).cpu().numpy() * self.peak
+        return [save_audio(run_dir / "reconstruction.wav", audio, self.rate)]
 
 
 class VideoTask(GridTask):
     def images(self, siren):
         t = self.shape[0] // 2  # the middle frame, truth | fit
-        coords = grid(self.shape).reshape(*self.shape, 3)[t].reshape(-1, 3)
+        coords = self.coords.reshape(*self.shape, 3)[t].reshape(-1, 3)
         fit = evaluate(siren, coords).reshape(*self.shape[1:], self.out_dim)
         truth = self.values.reshape(*self.shape, self.out_dim)[t]
-        return {"middle_frame": ((torch.cat([truth, fit.clamp(-1, 1)], dim=1) + 1) / 2).numpy()}
+        return {"middle_frame": to_unit(torch.cat([truth, fit.clamp(-1, 1)], dim=1)).cpu().numpy()}
 
     def save_outputs(self, siren, run_dir):
-        frames = ((self.prediction(siren).clamp(-1, 1) + 1) / 2).numpy()
-        return [signals.save_video(run_dir / "reconstruction.mp4", frames),
-                signals.save_video(run_dir / "reconstruction.npy", frames)]
+        frames = to_unit(self.prediction(siren).clamp(-1, 1)).cpu().numpy()
+        return [save_video(run_dir / "reconstruction.mp4", frames),
+                save_video(run_dir / "reconstruction.npy", frames)]
 
 
 @torch.no_grad()
-def image_panels(siren: Siren, shape, config: FitConfig) -> dict[str, np.ndarray]:
-    """Reconstruction, gradient magnitude and Laplacian of a 2-D fit, for TensorBoard."""
-    coords = grid(shape)
+def image_panels(siren: Siren, shape, config: FitConfig, device: torch.device) -> dict[str, np.ndarray]:
+    """Reconstruction, gradient magnitude and Laplacian of a 2-D fit (on `device`, the SIREN's), for TensorBoard."""
+    coords = grid(shape, device=device)
     parts = [diff.siren_derivatives(siren.params(), chunk.unsqueeze(0), w0_first=config.w0_first, w0=config.w0)
              for chunk in coords.split(EVAL_CHUNK // 4)]
     values = torch.cat([p.values[0] for p in parts]).reshape(*shape, -1)
     grad = torch.cat([p.jacobian[0].norm(dim=-1) for p in parts]).reshape(*shape, -1)
     lap = torch.cat([p.laplacian[0] for p in parts]).reshape(*shape, -1)
-    return {"reconstruction": ((values.clamp(-1, 1) + 1) / 2).numpy(), "gradient_norm": display(grad),
+    return {"reconstruction": to_unit(values.clamp(-1, 1)).cpu().numpy(), "gradient_norm": display(grad),
             "laplacian": display(lap, symmetric=True)}
 
 
 # --- Poisson -----------------------------------------------------------------------------------------
 
 
-def image_derivative_targets(image: np.ndarray, kind: str, scale: float) -> np.ndarray:
+def image_derivative_targets(image: np.ndarray, kind: str, scale: float | None) -> np.ndarray:
     """Derivatives of a grey image `[H, W]` (values in [-1, 1]) per pixel, as training targets.
 
     `kind="gradient"` -> `[H, W, 2]` (Sobel along rows, then columns); `"laplacian"` -> `[H, W, 1]`
     (5-point stencil). `scale > 0` is the reference's convention: the operators in pixel units on
-    `scale * image`, so the fit is the image times a factor. `scale == 0`: in units of the [-1, 1]
+    `scale * image`, so the fit is the image times a factor. `scale=None`: in units of the [-1, 1]
     coordinates (Sobel / 8 and the stencil times the squared grid spacing), so the fit is the image
     itself, up to what the derivatives do not determine.
     """
     from scipy import ndimage
 
+    if kind not in ("gradient", "laplacian"):
+        raise ValueError(f"image_derivative_targets: kind must be 'gradient' or 'laplacian', got {kind!r}")
+    if scale is not None and not scale > 0:
+        raise ValueError(f"image_derivative_targets: scale must be positive or None, got {scale!r}")
     h, w = image.shape
     if kind == "gradient":
-        if scale > 0:
+        if scale is not None:
             return np.stack([ndimage.sobel(scale * image, axis=a) for a in (0, 1)], axis=-1)
         spacing = ((h - 1) / 2, (w - 1) / 2)  # d/dcoord = (side - 1) / 2 * d/dpixel
         return np.stack([ndimage.sobel(image, axis=a) / 8 * spacing[a] for a in (0, 1)], axis=-1)
-    if scale > 0:
+    if scale is not None:
         return ndimage.laplace(scale * image)[..., None]
     rows = ndimage.correlate1d(image, [1.0, -2.0, 1.0], axis=0, mode="reflect") * ((h - 1) / 2) ** 2
     cols = ndimage.correlate1d(image, [1.0, -2.0, 1.0], axis=1, mode="reflect") * ((w - 1) / 2) ** 2
@@ -228,10 +238,11 @@ def image_derivative_targets(image: np.ndarray, kind: str, scale: float) -> np.n
 
 
 def fit_affine(prediction: Tensor, target: Tensor, basis: list[Tensor]) -> Tensor:
-    """Least-squares `a * prediction + sum_k c_k basis_k` closest to `target` (all `[N]`)."""
-    design = torch.stack([prediction, *basis], dim=1).double()
-    solution = torch.linalg.lstsq(design, target.double().unsqueeze(1)).solution
-    return (design @ solution)[:, 0].to(prediction.dtype)
+    """Least-squares `a * prediction + sum_k c_k basis_k` closest to `target` (all `[N]`), solved in
+    float64 on the CPU; returned on `prediction`'s device and dtype."""
+    design = torch.stack([prediction, *basis], dim=1).double().cpu()  # [N, 1 + K]
+    solution = torch.linalg.lstsq(design, target.double().cpu().unsqueeze(1)).solution
+    return (design @ solution)[:, 0].to(prediction.device, prediction.dtype)
 
 
 class PoissonTask(Task):
@@ -244,15 +255,16 @@ class PoissonTask(Task):
 
     in_dim, out_dim = 2, 1
 
-    def __init__(self, config: FitConfig, image: np.ndarray, kind: str):
-        super().__init__(config)
+    def __init__(self, config: FitConfig, image: np.ndarray, kind: str, *, device: torch.device | str = "cpu"):
+        """`image`: grey `[H, W]` in [-1, 1]; `kind`: "gradient" or "laplacian"."""
+        super().__init__(config, device=device)
         if image.ndim != 2:
             raise ValueError(f"PoissonTask: expected a grey image [H, W], got {image.shape}")
         self.kind, self.shape = kind, image.shape
-        self.image = torch.from_numpy(np.ascontiguousarray(image)).float().reshape(-1)  # [N] in [-1, 1]
-        self.coords = grid(self.shape)
-        target = image_derivative_targets(image, kind, config.target_scale)
-        self.target = torch.from_numpy(np.ascontiguousarray(target)).float().reshape(-1, target.shape[-1])
+        self.image = torch.from_numpy(np.ascontiguousarray(image)).float().reshape(-1).to(self.device)  # [N]
+        self.coords = grid(self.shape, device=self.device)  # [N, 2]
+        target = image_derivative_targets(image, kind, config.target_scale)  # [H, W, 2] or [H, W, 1]
+        self.target = torch.from_numpy(np.ascontiguousarray(target)).float().reshape(-1, target.shape[-1]).to(self.device)
 
     def sample(self, generator):
         return self.sample_points(self.coords, self.target, generator)
@@ -277,10 +289,10 @@ class PoissonTask(Task):
         return {"psnr": psnr(self.aligned(siren), self.image)}
 
     def images(self, siren):
-        panels = image_panels(siren, self.shape, self.config)
-        panels["aligned"] = ((self.aligned(siren).clamp(-1, 1).reshape(*self.shape, 1) + 1) / 2).numpy()
+        panels = image_panels(siren, self.shape, self.config, self.device)
+        panels["aligned"] = to_unit(self.aligned(siren).clamp(-1, 1).reshape(*self.shape, 1)).cpu().numpy()
         return panels
 
     def save_outputs(self, siren, run_dir):
-        image = (self.aligned(siren).clamp(-1, 1).reshape(*self.shape, 1) + 1) / 2
-        return [signals.save_image(run_dir / "reconstruction.png", image.numpy())]
+        image = to_unit(self.aligned(siren).clamp(-1, 1).reshape(*self.shape, 1))
+        return [save_image(run_dir / "reconstruction.png", image.cpu().numpy())]

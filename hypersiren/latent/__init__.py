@@ -2,17 +2,10 @@
 find nearest training signals, and show latents in TensorBoard's projector.
 
 Everything here works against the `LatentPrior` protocol (encode / decode / render / to_images), so a
-new kind of prior only adds an adapter (see `priors.py`). `evaluate/explore.py` is the command line.
+new modality only adds an adapter (`Modality.latent_prior`, see `protocol.py`). `evaluate/explore.py` is the command line.
 """
 
-from .priors import (
-    IMAGE_FILE_SUFFIXES,
-    PRIOR_KINDS,
-    ImagePrior,
-    LatentPrior,
-    decode_and_render,
-    load_latent_prior,
-)
+from .protocol import LatentPrior, decode_and_render, load_latent_prior
 from .projector import write_projector
 from .sets import LATENTS_KIND, LatentSet, encode_dataset, load_latents, save_latents
 from .space import (
@@ -29,12 +22,9 @@ from .space import (
 )
 
 __all__ = [
-    "IMAGE_FILE_SUFFIXES",
     "LATENTS_KIND",
-    "PRIOR_KINDS",
     "SIGMAS",
     "GaussianFit",
-    "ImagePrior",
     "LatentPrior",
     "LatentSet",
     "Neighbours",

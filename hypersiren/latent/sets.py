@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..runs import _atomic_write, load_checkpoint, save_checkpoint
-from .priors import LatentPrior
+from ..runs import atomic_write, load_kind, save_checkpoint
+from .protocol import LatentPrior
 
 LATENTS_KIND = "hypersiren.latents"
 LATENT_SUFFIXES = (".pt", ".npz")
@@ -77,7 +77,7 @@ def save_latents(path: str | os.PathLike, latent_set: LatentSet) -> Path:
     else:
         arrays = {"kind": np.array(LATENTS_KIND), "latents": latents.numpy(), "ids": np.array(ids, dtype=str),
                   "meta": np.array(json.dumps(meta))}
-        _atomic_write(path, lambda f: np.savez(f, **arrays))
+        atomic_write(path, lambda f: np.savez(f, **arrays))
     return path
 
 
@@ -90,10 +90,7 @@ def load_latents(path: str | os.PathLike) -> LatentSet:
     if path.suffix not in LATENT_SUFFIXES:
         raise ValueError(f"load_latents: expected a {' or '.join(LATENT_SUFFIXES)} file, got {path}")
     if path.suffix == ".pt":
-        state = load_checkpoint(path)
-        kind = state.get("kind") if isinstance(state, dict) else None
-        if kind != LATENTS_KIND:
-            raise ValueError(f"load_latents: {path} is not a latents file (kind {kind!r}, expected {LATENTS_KIND!r})")
+        state = load_kind(path, LATENTS_KIND, "load_latents")
         result = LatentSet(state["latents"], tuple(state["ids"]), state["meta"])
     else:
         try:
@@ -103,7 +100,7 @@ def load_latents(path: str | os.PathLike) -> LatentSet:
             raise ValueError(f"load_latents: cannot read {path} as a latents file: {error}") from error
         kind = str(arrays["kind"]) if "kind" in arrays else None
         if kind != LATENTS_KIND or not {"latents", "ids", "meta"} <= set(arrays):
-            raise ValueError(f"load_latents: {path} is not a latents file (kind {kind!r}, expected {LATENTS_KIND!r})")
+            raise ValueError(f"load_latents: {path} is a file of kind {kind!r}, expected {LATENTS_KIND!r}")
         result = LatentSet(torch.from_numpy(arrays["latents"]), tuple(str(i) for i in arrays["ids"]),
                            json.loads(str(arrays["meta"])))
     result.validate(f"load_latents ({path})")

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .prior import Context, check_context, masked_mean, relu_mlp
+from .encoders import relu_mlp
+from .types import Context, check_context, masked_mean
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,9 @@ class ConditionalNeuralProcess(nn.Module):
 
 class CNPLoss(NamedTuple):
     total: Tensor  # what is minimised: the negative log-likelihood
-    nll: Tensor  # per query point, summed over channels, averaged over points and samples
-    mse: Tensor  # of the mean, over all query points and channels (as `prior_loss`'s)
-    std: Tensor  # mean predicted standard deviation
+    # "nll": per query point, summed over channels, averaged over points and samples; "mse": of the mean,
+    # over all query points and channels (as the image prior's); "std": mean predicted standard deviation
+    terms: dict[str, Tensor]
 
 
 def cnp_loss(pred: CNPPrediction, target: Tensor) -> CNPLoss:
@@ -104,4 +105,4 @@ def cnp_loss(pred: CNPPrediction, target: Tensor) -> CNPLoss:
     error = target - pred.values
     log_prob = -0.5 * (error / pred.std).square() - pred.std.log() - 0.5 * math.log(2 * math.pi)  # [B, N, C]
     nll = -log_prob.sum(-1).mean()
-    return CNPLoss(nll, nll, error.square().mean(), pred.std.mean())
+    return CNPLoss(nll, {"nll": nll, "mse": error.square().mean(), "std": pred.std.mean()})

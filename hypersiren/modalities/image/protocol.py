@@ -1,4 +1,4 @@
-"""The inpainting test protocol for image priors, and the classical baselines it is compared with.
+"""The image modality's evaluation: the paper's inpainting protocol and the classical baselines.
 
 Protocol (the paper's): for each context size — exactly k in {10, 100, 1000} distinct random pixels,
 `half` (the top half of the image, the first N/2 pixels in row-major order) and `full` (every pixel)
@@ -10,26 +10,24 @@ units after clipping, then averaged over images:
 - `psnr`: the mean over images of `10 log10(1 / mse)` of each image's raw prediction.
 
 A predictor is any callable `(context, coords [B, N, 2]) -> values [B, N, C]`, values in [-1, 1]:
-a trained prior (`prior_predictor`), the Conditional Neural Process baseline (`cnp_predictor`, its
-mean), the mean training image, or interpolation of the context pixels.
+a trained prior or the Conditional Neural Process baseline (`hypersiren.prior.model_predictor`, with
+refinement `refined_predictor`), the mean training image, or interpolation of the context pixels.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .cnp import ConditionalNeuralProcess
-from .coords import grid_index, image_to_points, points_to_image
-from .data.context import fixed_context, prefix_context
+from ...coords import grid_index, image_to_points, points_to_image
+from ...metrics import per_signal_psnr, to_signed, to_unit
+from ...prior.context import fixed_context, prefix_context
+from ...prior.modality import Predictor
+from ...prior.types import Context
 from .figures import completion_grid, context_image
-from .prior import Context, HyperSiren
 
 CONTEXT_SIZES = ("10", "100", "1000", "half", "full")
-Predictor = Callable[[Context, Tensor], Tensor]
 
 
 def make_context(name: str, coords: Tensor, values: Tensor, generator: torch.Generator) -> Context:
@@ -54,44 +52,24 @@ def evaluate(predict: Predictor, images: Tensor, *, sizes=CONTEXT_SIZES, seed: i
         raw, completed = [], []
         for start in range(0, images.shape[0], batch_size):
             coords, truth = image_to_points(images[start : start + batch_size])  # truth in [0, 1]
-            context = make_context(size, coords, truth * 2 - 1, generator)
+            context = make_context(size, coords, to_signed(truth), generator)
             with torch.no_grad():
-                pred = ((predict(context, coords) + 1) / 2).clamp(0, 1)
+                pred = to_unit(predict(context, coords)).clamp(0, 1)
             raw.append((pred - truth).square().mean(dim=(1, 2)))
             filled = pred.clone()
             index = grid_index(context.coords, (height, width)).unsqueeze(-1).expand(-1, -1, truth.shape[-1])
-            filled.scatter_(1, index, (context.values + 1) / 2)
+            filled.scatter_(1, index, to_unit(context.values))
             completed.append((filled - truth).square().mean(dim=(1, 2)))
         raw_mse, completed_mse = torch.cat(raw), torch.cat(completed)
         results["mse"][size] = raw_mse.mean().item()
         results["mse_completed"][size] = completed_mse.mean().item()
-        results["psnr"][size] = (10 * torch.log10(1 / raw_mse.clamp_min(1e-12))).mean().item()
+        results["psnr"][size] = per_signal_psnr(raw_mse).mean().item()
     return results
-
-
-def prior_predictor(model: HyperSiren) -> Predictor:
-    model.eval()
-    return lambda context, coords: model(context, coords).values
-
-
-def cnp_predictor(model: ConditionalNeuralProcess) -> Predictor:
-    """The CNP's predicted mean."""
-    model.eval()
-    return lambda context, coords: model(context, coords).values
-
-
-def model_predictor(model: HyperSiren | ConditionalNeuralProcess) -> Predictor:
-    """`prior_predictor` or `cnp_predictor`, by the model's type."""
-    if isinstance(model, HyperSiren):
-        return prior_predictor(model)
-    if isinstance(model, ConditionalNeuralProcess):
-        return cnp_predictor(model)
-    raise TypeError(f"model_predictor: expected a HyperSiren or a ConditionalNeuralProcess, got {type(model).__name__}")
 
 
 def mean_image_predictor(train_images: Tensor) -> Predictor:
     """Ignores the context: predicts the mean training image."""
-    _, mean = image_to_points(train_images.mean(0, keepdim=True) * 2 - 1)  # [1, N, C]
+    _, mean = image_to_points(to_signed(train_images.mean(0, keepdim=True)))  # [1, N, C]
     return lambda context, coords: mean.expand(coords.shape[0], -1, -1)
 
 
@@ -104,8 +82,9 @@ def interpolation_predictor() -> Predictor:
         out = []
         for b in range(coords.shape[0]):
             keep = context.mask[b]
-            points, values = context.coords[b][keep].double().numpy(), context.values[b][keep].double().numpy()
-            query = coords[b].double().numpy()
+            points = context.coords[b][keep].double().cpu().numpy()
+            values = context.values[b][keep].double().cpu().numpy()
+            query = coords[b].double().cpu().numpy()
             nearest = griddata(points, values, query, method="nearest")
             if len(points) >= 3:
                 try:
@@ -113,7 +92,7 @@ def interpolation_predictor() -> Predictor:
                     nearest = np.where(np.isnan(linear), nearest, linear)
                 except QhullError:  # collinear context pixels have no 2-D hull: nearest everywhere
                     pass
-            out.append(torch.from_numpy(nearest).to(coords.dtype))
+            out.append(torch.from_numpy(nearest).to(device=coords.device, dtype=coords.dtype))
         return torch.stack(out)
 
     return predict
@@ -128,11 +107,11 @@ def preview_grid(predict: Predictor, images: Tensor, *, context_points: int = 10
         raise ValueError(f"preview_grid: expected images [K, H, W, C] in [0, 1], got {tuple(images.shape)}")
     height, width = images.shape[1:3]
     coords, truth = image_to_points(images)
-    context = fixed_context(coords, truth * 2 - 1, min(context_points, height * width),
+    context = fixed_context(coords, to_signed(truth), min(context_points, height * width),
                             generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        pred = ((predict(context, coords) + 1) / 2).clamp(0, 1)
-    known = context_image(*context, height, width)
+        pred = to_unit(predict(context, coords)).clamp(0, 1)
+    known = context_image(context.coords, context.values, context.mask, height, width)
     return completion_grid(known, points_to_image(pred, height, width), images, scale=scale)
 
 

@@ -1,15 +1,16 @@
-"""Inference with a prior beyond one encoder pass: test-time refinement against the context pixels,
+"""Inference with a prior beyond one encoder pass: test-time refinement against the context points,
 and a residual correction that makes the prediction pass through them.
 
 - **Refinement.** The encoder's latent (or, for the `low_rank` hypernetwork, the rank coefficients it
   maps to) is the start of `steps` Adam steps on the squared error at the context points, each
   sample on its own, with an optional pull `anchor * |code - code_0|^2` towards the encoder's code.
   The hypernetwork and SIREN stay as trained; only the per-image code moves.
-- **Residual correction.** The prediction's errors at the context points are interpolated over the
-  query points (linear inside their convex hull, nearest outside) and added, so the corrected
-  prediction equals the context values at the context points and keeps the prior's detail between them.
+- **Residual correction.** The prediction's errors at the context points are spread over the query
+  points by the modality (`Modality.residual_correction`; images interpolate them linearly inside the
+  context's convex hull, nearest outside) and added, so the corrected prediction equals the context
+  values at the context points and keeps the prior's detail between them.
 
-`refined_predictor(model, RefineConfig(...))` is a predictor for `hypersiren.evaluation.evaluate`.
+`refined_predictor(model, RefineConfig(...), modality)` is a predictor for `Modality.evaluate`.
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .params import SirenParams
-from .prior import Context, HyperSiren
+from ..params import SirenParams
+from .modality import Modality, Predictor
+from .model import HyperSiren
+from .types import Context
 
 
 @dataclass(frozen=True)
 class RefineConfig:
-    steps: int = 0  # Adam steps per image on the context pixels; 0: the encoder's code as it is
+    steps: int = 0  # Adam steps per signal on the context points; 0: the encoder's code as it is
     lr: float = 1e-2
     code: str = "coeffs"  # "coeffs" (low_rank only: the rank coefficients) or "latent"
     anchor: float = 0.0  # weight of |code - code_0|^2 per sample
-    residual: bool = False  # add the interpolated context residuals
+    residual: bool = False  # add the context residuals, spread by the modality
 
     def __post_init__(self):
         if self.steps < 0 or not self.lr > 0 or self.anchor < 0:
@@ -47,7 +50,7 @@ def _code_and_decoder(model: HyperSiren, context: Context, code: str):
     net = model.hypernet
 
     def decode(coeffs: Tensor) -> SirenParams:
-        return SirenParams.unflatten(net.base + (coeffs @ net.basis) * net.scale, model.config.layer_shapes)
+        return SirenParams.unflatten(net.from_coeffs(coeffs), model.config.layer_shapes)
 
     return net.coeffs(latent), decode
 
@@ -74,15 +77,11 @@ def refine(model: HyperSiren, context: Context, config: RefineConfig) -> SirenPa
         return decode(code)
 
 
-def residual_correction(context: Context, residuals: Tensor, coords: Tensor) -> Tensor:
-    """Interpolate `residuals [B, M, C]` given at the context points to `coords [B, N, D]`."""
-    from .evaluation import interpolation_predictor
-
-    return interpolation_predictor()(Context(context.coords, residuals, context.mask), coords)
-
-
-def refined_predictor(model: HyperSiren, config: RefineConfig):
-    """A predictor `(context, coords) -> values [B, N, C]` with refinement and residual correction."""
+def refined_predictor(model: HyperSiren, config: RefineConfig, modality: Modality | None = None) -> Predictor:
+    """A predictor `(context, coords) -> values [B, N, C]` with refinement and, when `config.residual`, the
+    modality's residual correction (which needs `modality`)."""
+    if config.residual and modality is None:
+        raise ValueError("refined_predictor: residual=True needs the modality that spreads the residuals")
     model.eval()
 
     def predict(context: Context, coords: Tensor) -> Tensor:
@@ -91,7 +90,7 @@ def refined_predictor(model: HyperSiren, config: RefineConfig):
             values = model.render(params, coords)
             if config.residual:
                 residuals = (context.values - model.render(params, context.coords)) * context.mask.unsqueeze(-1)
-                values = values + residual_correction(context, residuals, coords)
+                values = values + modality.residual_correction(context, residuals, coords)
         return values
 
     return predict

@@ -1,7 +1,7 @@
 """Choosing context points from fully observed signals.
 
 All functions take a signal as points, `coords [B, N, D]` and `values [B, N, C]` (see
-`hypersiren.image_to_points`), draw with an explicit `torch.Generator`, and return a
+`hypersiren.signal_to_points`), draw with an explicit `torch.Generator`, and return a
 `Context(coords [B, M, D], values [B, M, C], mask [B, M])`.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..prior import Context
+from .types import Context
 
 
 def sample_context(

@@ -138,3 +138,56 @@ def load_collection(source: str | os.PathLike, *, split: str = "train", limit: i
     if path.is_dir():
         return load_image_folder(path, limit)
     raise FileNotFoundError(f"no image data at {path}: expected 'faces', an .npz/.npy file, a CelebA root or an image folder")
+
+
+# --- single images ---------------------------------------------------------------------------------
+
+GREY_MODES = ("1", "L", "LA", "I", "I;16")  # Pillow modes read as one channel when `grey` is None
+
+
+def unit_image(pixels: np.ndarray, *, size: int | None = None) -> np.ndarray:
+    """`uint8 [H, W]` or `[H, W, C]` pixels -> float32 `[H, W, C]` in [0, 1].
+
+    `size` centre-crops to a square and resizes to `size x size` with `square_resize` (the resize the
+    priors use), so a single-signal fit and a prior see the same image.
+    """
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        raise ValueError(f"unit_image: size must be a positive int or None, got {size!r}")
+    pixels = _checked(np.array(pixels)[None], "unit_image")  # [1, H, W, C], a writable copy for torch
+    if size is None:
+        return pixels[0].astype(np.float32) / 255.0
+    return square_resize(pixels, size)[0].numpy()
+
+
+def load_image(path: str | os.PathLike, *, size: int | None = None, grey: bool | None = None) -> np.ndarray:
+    """One image file -> float32 `[H, W, C]` in [0, 1]: `C = 1` for grey files (or `grey=True`), else 3.
+
+    `size`: centre square crop and antialiased bilinear resize, as `unit_image` (and `square_resize`).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_image: no file at {path}")
+    try:
+        with Image.open(path) as image:
+            one_channel = image.mode in GREY_MODES if grey is None else grey
+            pixels = np.asarray(image.convert("L" if one_channel else "RGB"))
+    except (OSError, ValueError) as error:  # Pillow's UnidentifiedImageError is an OSError
+        raise ValueError(f"load_image: cannot read {path} as an image ({error})") from error
+    return unit_image(pixels, size=size)
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """`[H, W, C]` floats in [0, 1] (clipped), `C = 1` or 3 -> an 8-bit PNG (or any format Pillow
+    writes, by suffix); returns the path."""
+    from PIL import Image
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] not in (1, 3):
+        raise ValueError(f"save_image: expected an image [H, W, C] with C = 1 or 3, got shape {image.shape}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
+    return path

@@ -1,0 +1,26 @@
+"""Numerics on shapes: the SIREN paper's SDF loss for batches of per-sample SIRENs (`sdf`), meshes by
+chunked marching cubes (`meshing`), area-uniform surface sampling (`sampling`) and distances between
+oriented point sets (`distances`: Chamfer-L1, normal consistency, F-score).
+
+Arrays and tensors in, arrays and tensors out; reading and writing files is `hypersiren.io`'s.
+"""
+
+from .distances import FSCORE_THRESHOLD, SurfaceDistance, surface_distance
+from .meshing import Mesh, extract_mesh
+from .sampling import face_areas_and_normals, sample_surface
+from .sdf import SdfBatch, SdfLoss, SdfLossConfig, sdf_loss, sdf_loss_terms
+
+__all__ = [
+    "FSCORE_THRESHOLD",
+    "Mesh",
+    "SdfBatch",
+    "SdfLoss",
+    "SdfLossConfig",
+    "SurfaceDistance",
+    "extract_mesh",
+    "face_areas_and_normals",
+    "sample_surface",
+    "sdf_loss",
+    "sdf_loss_terms",
+    "surface_distance",
+]

@@ -1,0 +1,43 @@
+"""Reading and writing signals: image collections and files (more formats join as modalities need them)."""
+
+from .images import (
+    IMAGE_SUFFIXES,
+    load_celeba,
+    load_collection,
+    load_image_array,
+    load_image_folder,
+    load_packaged_faces,
+    square_resize,
+)
+from .audio import load_audio, save_audio
+from .examples import moving_crop_video, packaged_image, tone_sequence, torus_points
+from .images import load_image, save_image, unit_image
+from .meshes import MESH_SUFFIXES, load_mesh, load_oriented_points, normalise_points, save_mesh
+from .video import load_video, save_video
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "load_celeba",
+    "load_collection",
+    "load_image_array",
+    "load_image_folder",
+    "load_packaged_faces",
+    "square_resize",
+    # single signals and shapes
+    "MESH_SUFFIXES",
+    "load_audio",
+    "load_image",
+    "load_mesh",
+    "load_oriented_points",
+    "load_video",
+    "moving_crop_video",
+    "normalise_points",
+    "packaged_image",
+    "save_audio",
+    "save_image",
+    "save_mesh",
+    "save_video",
+    "tone_sequence",
+    "torus_points",
+    "unit_image",
+]

@@ -1,0 +1,56 @@
+"""Audio files: mono wav in and out (scipy.io.wavfile).
+
+Samples are float32 in [-1, 1]: integer formats are scaled by their range, multi-channel files mixed
+down to the mean of their channels.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._files import existing_file, finite_samples
+
+log = logging.getLogger(__name__)
+
+WAV_PEAK = 32767  # the largest 16-bit sample: `save_audio` maps 1.0 to it
+
+
+def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """A wav file -> (float32 mono samples `[T]`, sample rate in Hz).
+
+    Integer formats map their full range onto [-1, 1) (int16: -32768 -> -1, 16384 -> 0.5); stereo and
+    multi-channel files are mixed down to mono (the mean of the channels), with a log note.
+    """
+    from scipy.io import wavfile
+
+    path = existing_file(path, "load_audio")
+    try:
+        rate, samples = wavfile.read(path)
+    except (ValueError, EOFError, OSError) as error:
+        raise ValueError(f"load_audio: cannot read {path} as a wav file ({error})") from error
+    if np.issubdtype(samples.dtype, np.integer):
+        info = np.iinfo(samples.dtype)
+        middle, half_range = (info.max + 1 + info.min) / 2, (info.max - info.min + 1) / 2  # uint8: 128, 128
+        samples = (samples.astype(np.float64) - middle) / half_range
+    samples = samples.astype(np.float32)
+    if samples.ndim == 2:
+        log.info("load_audio: %s has %d channels; mixing them down to mono", path, samples.shape[1])
+        samples = samples.mean(1)
+    return finite_samples(samples, path, "load_audio"), int(rate)
+
+
+def save_audio(path: str | os.PathLike, samples: np.ndarray, rate: int) -> Path:
+    """Float samples `[T]` in [-1, 1] (clipped) -> a 16-bit mono wav at `rate` Hz; returns the path."""
+    from scipy.io import wavfile
+
+    samples = np.asarray(samples)
+    if samples.ndim != 1:
+        raise ValueError(f"save_audio: expected mono samples [T], got shape {samples.shape}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wavfile.write(path, rate, (np.clip(samples, -1, 1) * WAV_PEAK).round().astype(np.int16))
+    return path

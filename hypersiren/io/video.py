@@ -1,0 +1,96 @@
+"""Video files: mp4 (any format FFmpeg decodes, through PyAV, so no system ffmpeg is needed) and frame
+arrays (`.npy`, `.npz`), in and out.
+
+Frames are float32 `[T, H, W, C]` in [0, 1], `C = 1` (grey) or 3.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._files import existing_file, finite_samples
+
+ARRAY_SUFFIXES = (".npy", ".npz")
+MP4_QUALITY = "18"  # libx264 constant rate factor of `save_video`: visually lossless
+
+
+def load_video(path: str | os.PathLike, *, max_frames: int | None = None) -> np.ndarray:
+    """A video file -> float32 `[T, H, W, C]` in [0, 1] (at most `max_frames` frames).
+
+    Frame arrays: `.npy`, or `.npz` with an array `frames` or exactly one array; uint8 (0..255) or
+    floats in [0, 1]; `[T, H, W]` is taken as grey. Anything else is decoded as a video (RGB).
+    """
+    path = existing_file(path, "load_video")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"load_video: max_frames must be >= 1 or None, got {max_frames!r}")
+    frames = _load_frame_array(path) if path.suffix.lower() in ARRAY_SUFFIXES else _decode(path, max_frames)
+    return finite_samples(frames[:max_frames], path, "load_video")
+
+
+def _load_frame_array(path: Path) -> np.ndarray:
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            names = archive.files
+            if "frames" not in names and len(names) != 1:
+                raise ValueError(f"load_video: {path} must hold an array 'frames' or exactly one array, it has {names}")
+            frames = archive["frames" if "frames" in names else names[0]]
+    else:
+        frames = np.load(path, allow_pickle=False)
+    if frames.ndim == 3:  # [T, H, W]: grey
+        frames = frames[..., None]
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3):
+        raise ValueError(f"load_video: expected frames [T, H, W, C] with C = 1 or 3 in {path}, got {frames.shape}")
+    return frames.astype(np.float32) / 255.0 if frames.dtype == np.uint8 else frames.astype(np.float32)
+
+
+def _decode(path: Path, max_frames: int | None) -> np.ndarray:
+    import av
+
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                frames.append(frame.to_ndarray(format="rgb24"))  # [H, W, 3] uint8
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except (av.error.FFmpegError, ValueError) as error:
+        raise ValueError(f"load_video: cannot decode {path} as a video ({error})") from error
+    if not frames:
+        raise ValueError(f"load_video: {path} holds no video frames")
+    return np.stack(frames).astype(np.float32) / 255.0
+
+
+def save_video(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 25) -> Path:
+    """`[T, H, W, C]` floats in [0, 1] (clipped) -> an H.264 mp4 (`.mp4`) or a uint8 frames array
+    (`.npy`, exact); returns the path. Grey frames are written as RGB; odd sides are padded by one
+    edge row / column for the mp4 (yuv420p needs even sides)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3):
+        raise ValueError(f"save_video: expected frames [T, H, W, C] with C = 1 or 3, got shape {frames.shape}")
+    path = Path(path)
+    if path.suffix.lower() not in (".mp4", ".npy"):
+        raise ValueError(f"save_video: expected a .mp4 or .npy path, got {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    if path.suffix.lower() == ".npy":
+        np.save(path, array)
+        return path
+    import av
+
+    h, w = array.shape[1:3]
+    array = np.pad(array, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w + w % 2, h + h % 2, "yuv420p"
+        stream.options = {"crf": MP4_QUALITY}
+        for frame in array:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

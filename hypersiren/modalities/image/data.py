@@ -1,0 +1,58 @@
+"""Image collections as a modality's data: the typed configuration and its loading.
+
+Stored units: images `[N, H, W, C]` (C = 1 or 3) in [0, 1], centre-cropped to a square and resized to
+`resolution` (`hypersiren.io.square_resize`); the models see pixel centres in [-1, 1]^2 and values in
+[-1, 1] (`hypersiren.metrics.to_signed`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor
+
+from ...io import IMAGE_SUFFIXES, load_collection, square_resize
+from ...prior.modality import DataConfig, split_signals
+
+
+@dataclass(frozen=True)
+class ImageData(DataConfig):
+    """An image collection: `source` is `faces` (scikit-image's 100 packaged faces), an `.npz`/`.npy` array
+    of uint8 `[N, H, W, C]` images (key `images`), a CelebA root or a folder of images."""
+
+    source: str = "faces"
+    resolution: int = 32  # side of the square images the prior is trained on
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.resolution, int) or isinstance(self.resolution, bool) or self.resolution < 1:
+            raise ValueError(f"ImageData: resolution must be a positive int, got {self.resolution!r}")
+
+
+def load_split(data: ImageData, split: str) -> Tensor:
+    """The `train`, `heldout` or `all` images of a configured collection, `[N, R, R, C]` in [0, 1]."""
+    images = square_resize(load_collection(data.source, limit=data.limit), data.resolution)
+    return split_signals(images, data.holdout, split)
+
+
+def load_images(source: str | os.PathLike, resolution: int, channels: int) -> Tensor:
+    """Every image of `source` (one image file, an array file, a folder, a CelebA root or `faces`) at
+    `resolution`, converted to `channels` (colour -> grey by the channel mean): `[N, R, R, C]` in [0, 1]."""
+    if Path(source).suffix.lower() in IMAGE_SUFFIXES:
+        from PIL import Image
+
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"load_images: no image file at {source}")
+        with Image.open(source) as image:
+            array = np.array(image.convert("RGB"))[None]  # [1, H, W, 3], a writable copy
+    else:
+        array = load_collection(source)
+    images = square_resize(array, resolution)
+    if images.shape[-1] == 3 and channels == 1:
+        images = images.mean(-1, keepdim=True)
+    if images.shape[-1] != channels:
+        raise ValueError(f"load_images: the prior models {channels} channel(s) but {source} has {images.shape[-1]}")
+    return images
