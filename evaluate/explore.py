@@ -8,14 +8,17 @@
     python evaluate/explore.py export      --checkpoint runs/faces/checkpoint.pt --index 0 --size 256 --out face0.pt
     python evaluate/explore.py projector   --checkpoint runs/faces/checkpoint.pt --out runs/faces/projector
 
-Data: the run's own images (`--split train|heldout|all`, default train) or `--data SOURCE`; latents are
-encoded from `--context` pixels per image (`full`, the default: all of them) or read from `--latents FILE`
-(written by `encode`). Figures render each panel at `--size` pixels (the prior is a continuous function).
+Any modality's prior: the checkpoint names its modality, whose adapter (`Modality.latent_prior`) encodes,
+renders and pictures its signals. Data: the run's own signals (`--split train|heldout|all`, default
+train, as stored in the checkpoint) or `--data SOURCE`; latents are encoded from `--context` points per
+signal (`full`, the default: all of them) or read from `--latents FILE` (written by `encode`). Figures
+render each panel at `--size` (the prior is a continuous function). `--device` (default: CUDA when
+present) is where encoding and rendering run.
 - interpolate: rows = latent-space interpolation | weight-space interpolation | |difference| x `--amplify`.
 - sample: `--count` draws from a Gaussian (`--fit gaussian`, full covariance) or PCA (`--fit pca`,
   `--components`) fit of the latents, at `--temperature` (0: the mean latent's decode).
 - directions: one row per principal direction, decodes at -3 ... +3 standard deviations.
-- neighbours: per sample, the `--k` nearest training images in pixel space (FILE.json: ids, distances).
+- neighbours: per sample, the `--k` nearest training signals, compared as pictures (FILE.json: ids, distances).
 - export: one predicted SIREN as a plain `hypersiren.Siren` file (outputs in [-1, 1]); `--size`: FILE.png
   rendered by the loaded module.
 - projector: latents with thumbnails for `tensorboard --logdir OUT` (tab "Projector").
