@@ -12,7 +12,7 @@ from hypersiren.modalities.shape import (ShapeData, capsule_mesh, ellipsoid_mesh
                                          load_occupancy_npz, load_oriented_npz, load_shapes, load_split,
                                          normalise_shape, torus_mesh)
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the checkout
 MODELNET = DATA / "modelnet40_person" / "modelnet40_person_pc10k.npz"
 SHAPENET = DATA / "shapenet_mini" / "shapenet_10class_occ.npz"
 
@@ -280,7 +280,7 @@ def test_unknown_sources(tmp_path):
 # ------------------------------------------------------------------------------------ the shared data
 
 
-@pytest.mark.skipif(not MODELNET.is_file(), reason="no /work/shared/data")
+@pytest.mark.skipif(not MODELNET.is_file(), reason="no ../shared/data beside the checkout")
 def test_modelnet_person_loads_with_its_split():
     data = ShapeData(source=str(MODELNET), points=2048)
     train, heldout = load_split(data, "train"), load_split(data, "heldout")
@@ -288,7 +288,7 @@ def test_modelnet_person_loads_with_its_split():
     assert train[..., :3].norm(dim=-1).max() < 1.01
 
 
-@pytest.mark.skipif(not SHAPENET.is_file(), reason="no /work/shared/data")
+@pytest.mark.skipif(not SHAPENET.is_file(), reason="no ../shared/data beside the checkout")
 def test_shapenet_occupancy_loads():
     collection = load_shapes(ShapeData(source=str(SHAPENET), points=1000, limit=3))
     assert collection.shapes.shape == (3, 1000, 6) and len(collection.names[0]) == 32
