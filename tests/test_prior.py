@@ -298,3 +298,76 @@ def test_uncertainty_memory_stays_linear_in_the_query_points():
     block = batch * n * 3 * latent * 4  # bytes of one [B, n, C, Z] float32 tensor
     largest = max(event.cpu_memory_usage for event in profile.events())
     assert largest <= 2 * block, f"one operation allocated {largest / block:.1f} [B, n, C, Z] blocks"
+
+
+def sdf_basis_model(latent_dim=5, seed=0) -> HyperSiren:
+    torch.manual_seed(seed)
+    return HyperSiren(HyperSirenConfig(coord_dim=3, value_dim=1, heads="basis", encoder="posterior",
+                                       latent_dim=latent_dim, siren_hidden=16, siren_depth=3, w0_first=5.0,
+                                       w0=5.0)).double()
+
+
+def oriented_context(batch=2, m=6, seed=0) -> Context:
+    g = torch.Generator().manual_seed(seed)
+    coords = torch.rand(batch, m, 3, generator=g, dtype=torch.float64) * 2 - 1
+    normals = torch.nn.functional.normalize(torch.randn(batch, m, 3, generator=g, dtype=torch.float64), dim=-1)
+    values = torch.zeros(batch, m, 1, dtype=torch.float64)  # surface points: f = 0
+    return Context(coords, values, torch.ones(batch, m, dtype=torch.bool), normals)
+
+
+def test_feature_gradients_equal_finite_differences():
+    net = sdf_basis_model().hypernet
+    x = oriented_context().coords
+    with torch.no_grad():
+        features, jac = net.feature_gradients(x)
+        torch.testing.assert_close(features, net.features(x), rtol=0, atol=1e-12)
+        eps = 1e-6
+        for d in range(3):
+            step = torch.zeros(3, dtype=torch.float64)
+            step[d] = eps
+            numeric = (net.features(x + step) - net.features(x - step)) / (2 * eps)
+            torch.testing.assert_close(jac[..., d, :], numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_posterior_with_normals_is_the_ridge_solution_over_values_and_gradients():
+    """Surface points observe f(x) = 0 and normals grad f(x) = n; both are linear in z, so the posterior
+    mean is the ridge solution over value and gradient rows, built here by finite differences of the
+    decoded SIRENs (one row per observation) rather than by the model's own feature gradients."""
+    model = sdf_basis_model()
+    net = model.hypernet
+    with torch.no_grad():
+        net.log_noise.fill_(math.log(0.03))
+    context = oriented_context()
+    context = context._replace(mask=torch.tensor([[True] * 6, [True, True, True, False, True, True]]))
+    with torch.no_grad():
+        mean, cov = net.posterior(context)
+        eps, latent_dim = 1e-6, 5
+        for b in range(2):
+            keep = context.mask[b]
+            x = context.coords[b, keep]  # [M, 3]
+
+            def field(z, points):  # the decoded SIREN for latent z at points [N, 3] -> [N]
+                params = model.decode(z.unsqueeze(0))
+                return model.render(params, points.unsqueeze(0))[0, :, 0]
+
+            def rows(z):  # observations of the field for latent z: values [M], then gradients [M * 3]
+                grads = [(field(z, x + step) - field(z, x - step)) / (2 * eps)
+                         for step in torch.eye(3, dtype=torch.float64) * eps]
+                return torch.cat([field(z, x), torch.stack(grads, -1).reshape(-1)])
+
+            zero = torch.zeros(latent_dim, dtype=torch.float64)
+            base = rows(zero)
+            phi = torch.stack([rows(e) - base for e in torch.eye(latent_dim, dtype=torch.float64)], dim=-1)
+            target = torch.cat([context.values[b, keep, 0], context.normals[b, keep].reshape(-1)])
+            gram = phi.T @ phi + 0.03 * torch.eye(latent_dim, dtype=torch.float64)
+            expected = torch.linalg.solve(gram, phi.T @ (target - base))
+            torch.testing.assert_close(mean[b], expected, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(cov[b], 0.03 * torch.linalg.inv(gram), rtol=1e-5, atol=1e-8)
+    without = net.posterior(context._replace(normals=None))[0]
+    assert (without - mean).abs().max() > 1e-3  # the normals carry information the values alone do not
+    colour = HyperSiren(HyperSirenConfig(coord_dim=3, value_dim=3, heads="basis", encoder="posterior", latent_dim=4,
+                                         siren_hidden=8, siren_depth=3)).double()
+    with pytest.raises(ValueError, match="normals observe the gradient of a scalar field, but this prior has 3"):
+        colour.hypernet.posterior(context._replace(values=torch.zeros(2, 6, 3, dtype=torch.float64)))
+    with pytest.raises(ValueError, match=r"expected context normals \(2, 6, 3\) like the coords, got \(2, 5, 3\)"):
+        net.posterior(context._replace(normals=context.normals[:, :5]))

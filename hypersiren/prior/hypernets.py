@@ -143,17 +143,41 @@ class BasisHyperNetwork(nn.Module):
         biases.append(self.biases[-1] + latent @ self.basis_bias)
         return SirenParams(tuple(weights), tuple(biases))
 
-    def posterior(self, context: Context) -> tuple[Tensor, Tensor]:
-        """Mean `[B, Z]` and covariance `[B, Z, Z]` of z given the context's values.
+    def feature_gradients(self, coords: Tensor) -> tuple[Tensor, Tensor]:
+        """Trunk features `h(x)` `[..., H]` and their derivatives `dh/dx` `[..., D, H]` (one forward-mode pass
+        per coordinate axis)."""
+        dims = coords.shape[-1]
+        tangents = torch.eye(dims, dtype=coords.dtype, device=coords.device)
+        columns = []
+        for d in range(dims):
+            features, column = torch.func.jvp(self.features, (coords,), (tangents[d].expand_as(coords),))
+            columns.append(column)
+        return features, torch.stack(columns, dim=-2)
 
-        With `Phi_o` the basis at the valid context values and `r` their difference from the mean,
-        `cov = noise (Phi_o^T Phi_o + noise I)^-1` and `mean = cov Phi_o^T r / noise`.
+    def posterior(self, context: Context) -> tuple[Tensor, Tensor]:
+        """Mean `[B, Z]` and covariance `[B, Z, Z]` of z given the context's values (and normals).
+
+        With `Phi_o` the basis at the valid context observations and `r` their difference from the mean,
+        `cov = noise (Phi_o^T Phi_o + noise I)^-1` and `mean = cov Phi_o^T r / noise`. The observations are
+        the values `f(x_m) = v_m` and, when the context has normals (a scalar field: signed distances),
+        also the gradients `grad f(x_m) = n_m`, which are linear in z as well: `grad m(x) + grad Phi(x) z`.
         """
         check_context(context, "BasisHyperNetwork.posterior")
-        features = self.features(context.coords)  # [B, M, H]
+        if context.normals is None:
+            features = self.features(context.coords)  # [B, M, H]
+        else:
+            if self.layer_shapes[-1][0] != 1:
+                raise ValueError(f"BasisHyperNetwork.posterior: normals observe the gradient of a scalar field, but "
+                                 f"this prior has {self.layer_shapes[-1][0]} output channels")
+            features, jac = self.feature_gradients(context.coords)  # [B, M, H], [B, M, D, H]
         valid = context.mask.unsqueeze(-1).to(features.dtype)  # [B, M, 1]
         residual = ((context.values - self.mean(features)) * valid).flatten(1)  # [B, M C]
         phi = (self.basis(features) * valid.unsqueeze(-1)).flatten(1, 2)  # [B, M C, Z]
+        if context.normals is not None:
+            mean_gradient = jac @ self.weights[-1][0]  # [B, M, D]
+            basis_gradient = torch.einsum("bmdh,zh->bmdz", jac, self.basis_weight[:, 0])  # [B, M, D, Z]
+            residual = torch.cat([residual, ((context.normals - mean_gradient) * valid).flatten(1)], dim=1)
+            phi = torch.cat([phi, (basis_gradient * valid.unsqueeze(-1)).flatten(1, 2)], dim=1)  # [B, M (C + D), Z]
         noise = self.noise
         eye = torch.eye(phi.shape[-1], dtype=phi.dtype, device=phi.device)
         chol = torch.linalg.cholesky(phi.mT @ phi + noise * eye)
