@@ -17,6 +17,7 @@ from hypersiren.geometry import (
     SdfLossConfig,
     extract_mesh,
     face_areas_and_normals,
+    oriented_point_sdf,
     sample_surface,
     sdf_loss,
     sdf_loss_terms,
@@ -266,3 +267,24 @@ def test_geometry_and_io_do_not_import_fitting_and_fitting_reexports_geometry():
                     assert not any("fitting" in name for name in names), f"{path} imports fitting"
     for name in ("Mesh", "extract_mesh", "surface_distance", "sample_surface"):
         assert getattr(hypersiren.fitting, name) is getattr(hypersiren.geometry, name)
+
+
+def test_oriented_point_sdf_approximates_the_sphere_and_signs_by_the_normals():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(20_000, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)  # the unit sphere; outward normals = points
+    queries = rng.uniform(-1.5, 1.5, size=(2_000, 3))
+    exact = np.linalg.norm(queries, axis=1) - 1
+    approx = oriented_point_sdf(points, points, queries)
+    assert np.all(np.sign(approx[np.abs(exact) > 0.05]) == np.sign(exact[np.abs(exact) > 0.05]))
+    assert np.abs(approx - exact).max() < 0.03  # at most about the gap between 20k samples of the sphere
+    flipped = oriented_point_sdf(points, -points, queries)  # inward normals: the same surface, inside out
+    np.testing.assert_array_equal(flipped, -approx)
+    noisy = points.copy()
+    noisy[::50] *= -1  # every 50th normal wrong: the vote of 8 neighbours keeps the sign
+    assert np.all(np.sign(oriented_point_sdf(points, noisy, queries))[np.abs(exact) > 0.05]
+                  == np.sign(exact[np.abs(exact) > 0.05]))
+    with pytest.raises(ValueError, match=r"oriented_point_sdf: expected queries \[N, 3\] with N >= 1, got \(4, 2\)"):
+        oriented_point_sdf(points, points, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"oriented_point_sdf: expected normals \(20000, 3\) like the points"):
+        oriented_point_sdf(points, points[:5], queries)

@@ -1,11 +1,12 @@
 """Numerics on shapes: the SIREN paper's SDF loss for batches of per-sample SIRENs (`sdf`), meshes by
 chunked marching cubes (`meshing`), area-uniform surface sampling (`sampling`) and distances between
-oriented point sets (`distances`: Chamfer-L1, normal consistency, F-score).
+oriented point sets (`distances`: Chamfer-L1, normal consistency, F-score, and signed distances from
+oriented points, the targets a shape prior's start fits).
 
 Arrays and tensors in, arrays and tensors out; reading and writing files is `hypersiren.io`'s.
 """
 
-from .distances import FSCORE_THRESHOLD, SurfaceDistance, surface_distance
+from .distances import FSCORE_THRESHOLD, SurfaceDistance, oriented_point_sdf, surface_distance
 from .meshing import Mesh, extract_mesh
 from .sampling import face_areas_and_normals, sample_surface
 from .sdf import SdfBatch, SdfLoss, SdfLossConfig, sdf_loss, sdf_loss_terms
@@ -19,6 +20,7 @@ __all__ = [
     "SurfaceDistance",
     "extract_mesh",
     "face_areas_and_normals",
+    "oriented_point_sdf",
     "sample_surface",
     "sdf_loss",
     "sdf_loss_terms",
