@@ -5,9 +5,11 @@ from .collection import ShapeCollection, normalise_shape, orient_outward, signed
 from .data import (OCCUPANCY_KEYS, SHAPE_MESH_SUFFIXES, ShapeData, load_mesh_folder, load_occupancy_npz,
                    load_oriented_npz, load_shapes, load_split, occupancy_mesh)
 from .generated import capsule_mesh, ellipsoid_mesh, generate_shapes, torus_mesh
+from .modality import ShapeBatch, ShapeModality, ShapeTrainingSet
 
 __all__ = [
-    "OCCUPANCY_KEYS", "SHAPE_MESH_SUFFIXES", "ShapeCollection", "ShapeData", "capsule_mesh", "ellipsoid_mesh",
+    "OCCUPANCY_KEYS", "SHAPE_MESH_SUFFIXES", "ShapeBatch", "ShapeCollection", "ShapeData", "ShapeModality",
+    "ShapeTrainingSet", "capsule_mesh", "ellipsoid_mesh",
     "generate_shapes", "load_mesh_folder", "load_occupancy_npz", "load_oriented_npz", "load_shapes",
     "load_split", "normalise_shape", "occupancy_mesh", "orient_outward", "signed_volume", "torus_mesh",
 ]

@@ -1,0 +1,107 @@
+"""Shapes as a modality of the prior machinery (training side): `ShapeModality`.
+
+Signals are oriented point clouds `[S, P, 6]` in the unit sphere (`data.py`). A training step draws
+`batch_size` shapes with replacement; per shape a context of `min_context..max_context` surface points
+with their normals (the `Context` observes `f(x) = 0` and `grad f(x) = n` there), `query_points` other
+surface points with normals and as many off-surface points uniform in `[-1, 1]^3`. The supervised loss is
+the SIREN paper's SDF loss (`hypersiren.geometry.sdf_loss`) of each shape's own predicted SIREN, with
+closed-form derivatives. A basis prior starts from the probabilistic PCA of every training shape's
+approximate signed distances (`geometry.oriented_point_sdf`) at one shared set of points.
+
+Not registered yet: evaluation (meshes, Chamfer), pictures and the latent adapter come next, and only
+then does the modality join the registry and the presets.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ...geometry import SdfBatch, SdfLossConfig, oriented_point_sdf, sdf_loss
+from ...prior.context import fixed_context, sample_context
+from ...prior.losses import SupervisedLoss
+from ...prior.modality import Modality
+from ...prior.types import Context, Prediction
+from .data import ShapeData, load_split
+
+START_POINTS = 8192  # shared points (uniform in [-1, 1]^3) at which the PCA start sees every training shape
+DEFAULT_QUERIES = 2048  # surface and off-surface points per shape per step when query_points is None
+
+
+class ShapeTrainingSet(NamedTuple):
+    points: Tensor  # [S, P, 3] surface points
+    normals: Tensor  # [S, P, 3] unit outward normals
+
+
+class ShapeBatch(NamedTuple):
+    context: Context  # coords [B, M, 3], values 0 [B, M, 1], mask [B, M], normals [B, M, 3]
+    surface: Tensor  # [B, Q, 3] surface points the loss sees
+    normals: Tensor  # [B, Q, 3] their normals
+    off_surface: Tensor  # [B, Q, 3] uniform in [-1, 1]^3
+
+
+class ShapeModality(Modality):
+    name = "shape"
+    data_type = ShapeData
+    coord_dim = 3
+    sdf = SdfLossConfig()  # the SIREN paper's weights
+
+    def load(self, split: str = "train") -> Tensor:
+        return load_split(self.data, split)
+
+    def value_dim(self, signals: Tensor) -> int:
+        self._check_shapes(signals)
+        return 1
+
+    def prepare(self, signals: Tensor, train_config, device: torch.device) -> ShapeTrainingSet:
+        self._check_shapes(signals)
+        if train_config.max_context > signals.shape[1]:
+            raise ValueError(f"ShapeModality: max_context={train_config.max_context} exceeds the {signals.shape[1]} "
+                             "points per shape")
+        signals = signals.to(device)
+        return ShapeTrainingSet(signals[..., :3], signals[..., 3:])
+
+    def sample_batch(self, train_set: ShapeTrainingSet, batch_size: int, train_config,
+                     generator: torch.Generator) -> ShapeBatch:
+        c = train_config
+        count, points = train_set.points.shape[:2]
+        index = torch.randint(0, count, (batch_size,), generator=generator).to(train_set.points.device)
+        surface, normals = train_set.points[index], train_set.normals[index]  # [B, P, 3]
+        drawn = sample_context(surface, normals, max_points=c.max_context, min_points=c.min_context,
+                               generator=generator)
+        context = Context(drawn.coords, drawn.coords.new_zeros(*drawn.coords.shape[:2], 1), drawn.mask, drawn.values)
+        queries = min(points, DEFAULT_QUERIES if c.query_points is None else c.query_points)
+        if queries < points:
+            surface, normals, _, _ = fixed_context(surface, normals, queries, generator=generator)
+        off_surface = (torch.rand(batch_size, queries, 3, generator=generator) * 2 - 1).to(surface)
+        return ShapeBatch(context, surface, normals, off_surface)
+
+    def loss(self, model, batch: ShapeBatch) -> SupervisedLoss:
+        latent = model.encode(batch.context)
+        params = model.decode(latent)
+        terms = sdf_loss(params, SdfBatch(batch.surface, batch.normals, batch.off_surface),
+                         w0_first=model.config.w0_first, w0=model.config.w0, config=self.sdf)
+        # no values are predicted at query points here: the loss reads the SIRENs' values and gradients itself
+        prediction = Prediction(latent.new_zeros(latent.shape[0], 0, 1), params, latent)
+        named = {name: getattr(terms, name).mean() for name in ("surface", "off_surface", "normal", "eikonal")}
+        return SupervisedLoss(prediction, terms.total.mean(), named)
+
+    def start_targets(self, train_set: ShapeTrainingSet) -> tuple[Tensor, Tensor]:
+        """`START_POINTS` points uniform in `[-1, 1]^3` (seeded by the data's seed) and every training shape's
+        approximate signed distance there: `[Q, 3]`, `[S, Q, 1]`."""
+        rng = np.random.default_rng(self.data.seed)
+        queries = rng.uniform(-1.0, 1.0, size=(START_POINTS, 3))
+        points, normals = train_set.points.cpu().double().numpy(), train_set.normals.cpu().double().numpy()
+        values = np.stack([oriented_point_sdf(p, n, queries) for p, n in zip(points, normals)])[..., None]
+        like = train_set.points
+        return (torch.as_tensor(queries, dtype=like.dtype, device=like.device),
+                torch.as_tensor(values, dtype=like.dtype, device=like.device))
+
+    @staticmethod
+    def _check_shapes(signals: Tensor) -> None:
+        if signals.dim() != 3 or signals.shape[-1] != 6 or signals.shape[1] == 0:
+            raise ValueError(f"ShapeModality: expected oriented point clouds [S, P, 6] (points, normals), "
+                             f"got {tuple(signals.shape)}")
