@@ -11,7 +11,7 @@ from .images import (
 )
 from .audio import load_audio, save_audio
 from .examples import moving_crop_video, packaged_image, tone_sequence, torus_points
-from .images import load_image, save_image, unit_image
+from .images import load_image, read_pixels, save_image, unit_image
 from .meshes import MESH_SUFFIXES, load_mesh, load_oriented_points, normalise_points, save_mesh
 from .video import load_video, save_video
 
@@ -27,6 +27,7 @@ __all__ = [
     "MESH_SUFFIXES",
     "load_audio",
     "load_image",
+    "read_pixels",
     "load_mesh",
     "load_oriented_points",
     "load_video",

@@ -43,7 +43,7 @@ def load_image_folder(path: str | os.PathLike, limit: int | None = None) -> np.n
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not files:
         raise ValueError(f"load_image_folder: no {'/'.join(IMAGE_SUFFIXES)} files in {path}")
-    images = [_read_rgb(f) for f in files]
+    images = [read_pixels(f, where="load_image_folder") for f in files]
     sizes = {im.shape for im in images}
     if len(sizes) > 1:
         raise ValueError(f"load_image_folder: images in {path} differ in size ({sorted(sizes)[:3]}...); "
@@ -71,7 +71,7 @@ def load_celeba(root: str | os.PathLike, split: str = "train", limit: int | None
         file = folder / name
         if not file.is_file():
             raise FileNotFoundError(f"load_celeba: {file} is listed in {partition.name} but missing")
-        images.append(_read_rgb(file))
+        images.append(read_pixels(file, where="load_celeba"))
     return np.stack(images)
 
 
@@ -103,14 +103,21 @@ def square_resize(images: np.ndarray, resolution: int) -> torch.Tensor:
     return x.clamp(0, 1).permute(0, 2, 3, 1).contiguous()
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def read_pixels(path: str | os.PathLike, *, grey: bool | None = False, where: str = "read_pixels") -> np.ndarray:
+    """One image file's pixels: `uint8 [H, W, 3]`, or `[H, W, 1]` with `grey=True`; `grey=None` keeps grey
+    files grey (`GREY_MODES`). A file Pillow cannot read is a ValueError naming it (and `where`)."""
     from PIL import Image  # Pillow comes with torchvision and scikit-image
 
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}: no file at {path}")
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except OSError as error:
-        raise ValueError(f"cannot read image {path}: {error}") from error
+            one_channel = image.mode in GREY_MODES if grey is None else grey
+            pixels = np.array(image.convert("L" if one_channel else "RGB"))  # a writable copy, for torch
+    except (OSError, ValueError) as error:  # Pillow's UnidentifiedImageError is an OSError
+        raise ValueError(f"{where}: cannot read image file {path} as an image ({error})") from error
+    return pixels[..., None] if one_channel else pixels
 
 
 def _checked(images: np.ndarray, where: str) -> np.ndarray:
@@ -164,18 +171,7 @@ def load_image(path: str | os.PathLike, *, size: int | None = None, grey: bool |
 
     `size`: centre square crop and antialiased bilinear resize, as `unit_image` (and `square_resize`).
     """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"load_image: no file at {path}")
-    try:
-        with Image.open(path) as image:
-            one_channel = image.mode in GREY_MODES if grey is None else grey
-            pixels = np.asarray(image.convert("L" if one_channel else "RGB"))
-    except (OSError, ValueError) as error:  # Pillow's UnidentifiedImageError is an OSError
-        raise ValueError(f"load_image: cannot read {path} as an image ({error})") from error
-    return unit_image(pixels, size=size)
+    return unit_image(read_pixels(path, grey=grey, where="load_image"), size=size)
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -11,10 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from torch import Tensor
 
-from ...io import IMAGE_SUFFIXES, load_collection, square_resize
+from ...io import IMAGE_SUFFIXES, load_collection, read_pixels, square_resize
 from ...prior.modality import DataConfig, split_signals
 
 
@@ -42,12 +41,7 @@ def load_images(source: str | os.PathLike, resolution: int, channels: int) -> Te
     """Every image of `source` (one image file, an array file, a folder, a CelebA root or `faces`) at
     `resolution`, converted to `channels` (colour -> grey by the channel mean): `[N, R, R, C]` in [0, 1]."""
     if Path(source).suffix.lower() in IMAGE_SUFFIXES:
-        from PIL import Image
-
-        if not Path(source).is_file():
-            raise FileNotFoundError(f"load_images: no image file at {source}")
-        with Image.open(source) as image:
-            array = np.array(image.convert("RGB"))[None]  # [1, H, W, 3], a writable copy
+        array = read_pixels(source, where="load_images")[None]  # [1, H, W, 3]
     else:
         array = load_collection(source)
     images = square_resize(array, resolution)
