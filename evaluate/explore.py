@@ -18,9 +18,10 @@ present) is where encoding and rendering run.
 - sample: `--count` draws from a Gaussian (`--fit gaussian`, full covariance) or PCA (`--fit pca`,
   `--components`) fit of the latents, at `--temperature` (0: the mean latent's decode).
 - directions: one row per principal direction, decodes at -3 ... +3 standard deviations.
-- neighbours: per sample, the `--k` nearest training signals, compared as pictures (FILE.json: ids, distances).
-- export: one predicted SIREN as a plain `hypersiren.Siren` file (outputs in [-1, 1]); `--size`: FILE.png
-  rendered by the loaded module.
+- neighbours: per sample, the `--k` nearest training signals, by the adapter's distance when it has one
+  (shapes: Chamfer-L1), else compared as pictures (rmse) (FILE.json: ids, distances).
+- export: one predicted SIREN as a plain `hypersiren.Siren` file (outputs in the model's units); `--size`:
+  FILE.png rendered by the loaded module; plus what the adapter adds (shapes: the mesh, FILE.ply).
 - projector: latents with thumbnails for `tensorboard --logdir OUT` (tab "Projector").
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -41,14 +43,16 @@ from hypersiren.latent import (
     decode_and_render,
     direction_sweep,
     encode_dataset,
+    export_extras,
     fit_gaussian,
     fit_pca,
     interpolate_latents,
     interpolate_params,
     load_latent_prior,
     load_latents,
-    nearest_neighbours,
+    nearest,
     save_latents,
+    signal_distances,
     write_projector,
 )
 from hypersiren.runs import write_json
@@ -170,21 +174,23 @@ def cmd_neighbours(prior: LatentPrior, args) -> dict:
     latent_set, signals = latents_and_signals(prior, args)
     samples = fit_gaussian(latent_set.latents).sample(args.count, temperature=args.temperature,
                                                       generator=torch.Generator().manual_seed(args.seed))
-    references = prior.to_images(signals)  # pixel space: see nearest_neighbours
-    rendered = prior.to_images(decode_and_render(prior, samples)).cpu()  # at the data's resolution
-    found = nearest_neighbours(rendered, references, k=args.k)
-    among_data = nearest_neighbours(references, references, k=2).distances[:, 1]  # each image's nearest other
-    scale = references[0].numel() ** 0.5  # L2 -> root mean square per pixel value
+    rendered = decode_and_render(prior, samples)  # at the data's resolution
+    # the adapter's own distance, else pictures (pixel space): see signal_distances
+    name, distances = signal_distances(prior, rendered, signals)
+    found = nearest(distances, k=args.k)
+    among_data = nearest(signal_distances(prior, signals, signals).values, k=2).distances[:, 1]  # nearest other
     rows = [torch.cat([show(prior, samples[i : i + 1], args.size),
-                       upsample_nearest(references[found.indices[i]], args.size)]) for i in range(args.count)]
+                       upsample_nearest(prior.to_images(signals[found.indices[i]]), args.size).cpu()])
+            for i in range(args.count)]
     save_png(args.out, tile(torch.stack(rows), pad=PAD))
     report = {"samples": [{"neighbours": [latent_set.ids[j] for j in found.indices[i].tolist()],
-                           "rmse": [round(float(d) / scale, 5) for d in found.distances[i]]}
-                          for i in range(args.count)],
-              "data_nearest_other_rmse_median": round(float(among_data.median()) / scale, 5)}
+                           name: [round(d, 5) if math.isfinite(d) else None for d in found.distances[i].tolist()]}
+                          for i in range(args.count)],  # None: not comparable (e.g. a sample with no surface)
+              f"data_nearest_other_{name}_median": round(float(among_data.median()), 5)}
     write_json(Path(args.out).with_suffix(".json"), report)
-    print(f"wrote {args.out}: sample | {args.k} nearest training images (pixel space); nearest rmse per sample "
-          f"{[s['rmse'][0] for s in report['samples']]}, data's own median {report['data_nearest_other_rmse_median']}")
+    print(f"wrote {args.out}: sample | {args.k} nearest training signals by {name}; nearest {name} per sample "
+          f"{[s[name][0] for s in report['samples']]}, data's own median "
+          f"{report[f'data_nearest_other_{name}_median']}")
     return report
 
 
@@ -201,7 +207,7 @@ def cmd_export(prior: LatentPrior, args) -> dict:
                                            generator=torch.Generator().manual_seed(args.seed)))
     meta = {"checkpoint": str(args.checkpoint), "id": name, "context": "full" if args.context is None else args.context}
     hs.export_siren(params, args.out, config=prior.siren, meta=meta)
-    out = {"out": str(args.out)}
+    out = {"out": str(args.out), **export_extras(prior, params, args.out)}  # e.g. a shape's mesh
     if args.size is not None:
         siren = hs.load_exported_siren(args.out)  # rendered by the plain module, as a user would
         with torch.no_grad():
@@ -209,8 +215,9 @@ def cmd_export(prior: LatentPrior, args) -> dict:
         picture = prior.to_images(prior.to_signals(values, resolution=args.size))[0]
         png = save_png(Path(args.out).with_suffix(".png"), picture)
         out["png"] = str(png)
+    extras = "".join(f"; {label} in {path}" for label, path in out.items() if label not in ("out", "png"))
     print(f"wrote {args.out}: the SIREN of {name} ({prior.siren}); load it with hypersiren.load_exported_siren"
-          + (f"; rendered at {args.size}x{args.size} in {out['png']}" if "png" in out else ""))
+          + (f"; rendered at {args.size}x{args.size} in {out['png']}" if "png" in out else "") + extras)
     return out
 
 
@@ -274,11 +281,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--components", type=int, default=4, help="directions shown, one row each")
     p.add_argument("--sigmas", type=float, nargs="+", default=list(hs.latent.SIGMAS), help="standard deviations")
     p = sub.add_parser("neighbours", parents=[common, from_file, render],
-                       help="samples next to their nearest training images -> PNG")
+                       help="samples next to their nearest training signals -> PNG (+ JSON)")
     p.add_argument("--count", type=int, default=4)
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--k", type=int, default=5, help="nearest training images per sample")
-    p = sub.add_parser("export", parents=[common], help="one predicted SIREN -> a plain Siren file (+ PNG)")
+    p.add_argument("--k", type=int, default=5, help="nearest training signals per sample")
+    p = sub.add_parser("export", parents=[common],
+                       help="one predicted SIREN -> a plain Siren file (+ PNG, + the adapter's extras, e.g. a mesh)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--index", type=int, default=0, help="image index in the split")
     group.add_argument("--image", default=None, help="an image file instead")

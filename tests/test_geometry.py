@@ -278,10 +278,10 @@ def test_oriented_point_sdf_approximates_the_sphere_and_signs_by_the_normals():
     approx = oriented_point_sdf(points, points, queries)
     assert np.all(np.sign(approx[np.abs(exact) > 0.05]) == np.sign(exact[np.abs(exact) > 0.05]))
     assert np.abs(approx - exact).max() < 0.03  # at most about the gap between 20k samples of the sphere
-    flipped = oriented_point_sdf(points, -points, queries)  # inward normals: the same surface, inside out
-    np.testing.assert_array_equal(flipped, -approx)
+    flipped = oriented_point_sdf(points, -points, queries)  # all normals inward: winding number -1 inside
+    np.testing.assert_array_equal(flipped, approx)
     noisy = points.copy()
-    noisy[::50] *= -1  # every 50th normal wrong: the vote of 8 neighbours keeps the sign
+    noisy[::50] *= -1  # every 50th normal wrong: the winding number keeps the sign
     assert np.all(np.sign(oriented_point_sdf(points, noisy, queries))[np.abs(exact) > 0.05]
                   == np.sign(exact[np.abs(exact) > 0.05]))
     with pytest.raises(ValueError, match=r"oriented_point_sdf: expected queries \[N, 3\] with N >= 1, got \(4, 2\)"):

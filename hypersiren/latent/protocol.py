@@ -4,12 +4,20 @@ The latent tools (`hypersiren.latent.sets`, `.space`, `.projector`) only ever ca
 `LatentPrior`. Each modality provides its adapter (`Modality.latent_prior(model)`, e.g. the image
 modality's `ImagePrior`), which says how to encode its signals, decode and render a SIREN and show a
 signal as an image; `load_latent_prior` finds it through the checkpoint's stored modality.
+
+Two members are optional (not part of `LatentPrior`), for signals whose pictures say too little:
+- `distance(a, b)`: signals `[Q, ...]`, `[R, ...]` -> their distances `[Q, R]`, named by the adapter's
+  `distance_name` (default "distance"). Without it, signals are compared by their pictures
+  (`signal_distances`: root mean square difference per picture value, named "rmse").
+- `export_extras(params, path)`: files to write next to one exported SIREN (batch shape `(1,)`) saved at
+  `path`, e.g. a mesh -> `{label: written path}` (`export_extras` here: `{}` without it).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -19,6 +27,9 @@ from ..params import SirenParams
 from ..prior.training import PriorTrainer, load_prior
 from ..runs import load_kind
 from ..siren import SirenConfig
+from .space import euclidean_distances
+
+PICTURE_DISTANCE = "rmse"  # the name of the default distance between signals (see `signal_distances`)
 
 
 @runtime_checkable
@@ -82,3 +93,40 @@ def decode_and_render(prior: LatentPrior, latents: Tensor, *, resolution: int | 
         raise ValueError(f"decode_and_render: expected latents [B, {prior.latent_dim}], got {tuple(latents.shape)}")
     return torch.cat([prior.render(prior.decode(chunk), resolution=resolution)
                       for chunk in latents.split(batch_size)])
+
+
+class SignalDistances(NamedTuple):
+    name: str  # what the distances are, e.g. "rmse" (pictures) or the adapter's `distance_name`
+    values: Tensor  # [Q, R] float64 on the CPU
+
+
+@torch.no_grad()
+def signal_distances(prior: LatentPrior, queries: Tensor, references: Tensor) -> SignalDistances:
+    """Distances between signals `[Q, ...]` and `[R, ...]`: the adapter's own `distance` when it has one,
+    else the root mean square difference of their pictures (`to_images`) per picture value, "rmse".
+
+    Pictures are the default because whether two signals *look* alike is the question for a memorisation
+    check, and it does not depend on how the encoder happens to scale its latents."""
+    if queries.dim() < 2 or references.dim() < 2 or queries.shape[0] == 0 or references.shape[0] == 0:
+        raise ValueError(f"signal_distances: expected signals [Q, ...] and [R, ...] with Q, R >= 1, got "
+                         f"{tuple(queries.shape)} and {tuple(references.shape)}")
+    distance = getattr(prior, "distance", None)
+    if distance is not None:
+        values = distance(queries, references).detach().cpu().double()
+        if values.shape != (queries.shape[0], references.shape[0]):
+            raise ValueError(f"signal_distances: {type(prior).__name__}.distance returned {tuple(values.shape)}, "
+                             f"expected [{queries.shape[0]}, {references.shape[0]}]")
+        return SignalDistances(getattr(prior, "distance_name", "distance"), values)
+    a, b = prior.to_images(queries).cpu(), prior.to_images(references).cpu()
+    if a.shape[1:] != b.shape[1:]:
+        raise ValueError(f"signal_distances: the pictures of the two sets differ in size, {tuple(a.shape[1:])} "
+                         f"and {tuple(b.shape[1:])}")
+    scale = b[0].numel() ** 0.5  # L2 -> root mean square per picture value
+    return SignalDistances(PICTURE_DISTANCE, euclidean_distances(a, b) / scale)
+
+
+def export_extras(prior: LatentPrior, params: SirenParams, path: str | os.PathLike) -> dict[str, str]:
+    """What the adapter's optional `export_extras` writes next to an exported SIREN at `path` (`{label:
+    path}`), or `{}` when it has none."""
+    extras = getattr(prior, "export_extras", None)
+    return {} if extras is None else dict(extras(params, Path(path)))

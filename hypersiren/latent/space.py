@@ -153,7 +153,7 @@ def direction_sweep(pca: PCAFit, component: int, *, sigmas: Sequence[float] = SI
 
 class Neighbours(NamedTuple):
     indices: Tensor  # [Q, k] long: rows of the references, nearest first
-    distances: Tensor  # [Q, k]: Euclidean distances
+    distances: Tensor  # [Q, k]: their distances (Euclidean for `nearest_neighbours`)
 
 
 def nearest_neighbours(queries: Tensor, references: Tensor, *, k: int = 1) -> Neighbours:
@@ -169,7 +169,22 @@ def nearest_neighbours(queries: Tensor, references: Tensor, *, k: int = 1) -> Ne
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= references.shape[0]:
         raise ValueError(f"nearest_neighbours: k must be an int in 1..{references.shape[0]} (the number of "
                          f"references), got {k!r}")
+    found = nearest(euclidean_distances(queries, references), k=k)
+    return found._replace(distances=found.distances.to(queries.dtype))
+
+
+def euclidean_distances(queries: Tensor, references: Tensor) -> Tensor:
+    """Euclidean distances of flattened items `[Q, ...]`, `[R, ...]` -> `[Q, R]`, computed in float64 (not by
+    the matrix-product shortcut, which loses precision for near neighbours)."""
     q, r = queries.detach().flatten(1).double(), references.detach().flatten(1).double()
-    distances = torch.cdist(q, r, compute_mode="donot_use_mm_for_euclid_dist")  # [Q, R]
+    return torch.cdist(q, r, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def nearest(distances: Tensor, *, k: int = 1) -> Neighbours:
+    """The `k` smallest entries of each row of a distance matrix `[Q, R]` (ties: lower index first)."""
+    if distances.dim() != 2 or distances.shape[1] == 0:
+        raise ValueError(f"nearest: expected distances [Q, R] with R >= 1, got {tuple(distances.shape)}")
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= distances.shape[1]:
+        raise ValueError(f"nearest: k must be an int in 1..{distances.shape[1]} (the number of references), got {k!r}")
     order = distances.argsort(dim=1, stable=True)[:, :k]
-    return Neighbours(order, distances.gather(1, order).to(queries.dtype))
+    return Neighbours(order, distances.gather(1, order))

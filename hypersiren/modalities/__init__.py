@@ -4,7 +4,8 @@ A new modality is a new subpackage here (data, protocol, figures, latent adapter
 below; nothing in `hypersiren.prior` or `hypersiren.latent` changes (docs/architecture.md).
 """
 
-from . import image
+from . import image, shape
 from .image import ImageData, ImageModality, ImagePrior
+from .shape import ShapeData, ShapeModality, ShapePrior
 
-__all__ = ["ImageData", "ImageModality", "ImagePrior", "image"]
+__all__ = ["ImageData", "ImageModality", "ImagePrior", "ShapeData", "ShapeModality", "ShapePrior", "image", "shape"]

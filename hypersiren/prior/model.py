@@ -35,6 +35,7 @@ class HyperSirenConfig:
     w0: float = 30.0
     heads: str = "per_tensor"  # "per_tensor" (reference), "low_rank" or "basis"
     encoder: str = "set"  # "set" (sine MLP + masked mean) or "posterior" (heads="basis" only)
+    context_normals: bool = False  # encoder="set": each context point's normal is an input too (shapes)
     head_hidden: int = 256  # width of the hypernetwork's hidden ReLU layers
     head_depth: int = 3  # linear layers per head (per_tensor) or in the coefficient MLP (low_rank)
     rank: int = 256  # low_rank only: number of weight-space directions
@@ -55,6 +56,9 @@ class HyperSirenConfig:
             raise ValueError(f"HyperSirenConfig: heads must be 'per_tensor', 'low_rank' or 'basis', got {self.heads!r}")
         if self.encoder not in ("set", "posterior"):
             raise ValueError(f"HyperSirenConfig: encoder must be 'set' or 'posterior', got {self.encoder!r}")
+        if self.context_normals and self.encoder != "set":
+            raise ValueError("HyperSirenConfig: context_normals=True is for encoder='set' (the posterior reads "
+                             f"normals by itself), got encoder={self.encoder!r}")
         if self.encoder == "posterior" and self.heads != "basis":
             raise ValueError(f"HyperSirenConfig: encoder='posterior' needs heads='basis' (a SIREN linear in the "
                              f"latent), got heads={self.heads!r}")
@@ -84,7 +88,8 @@ class HyperSiren(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.encoder = SetEncoder(c.coord_dim + c.value_dim, c.latent_dim, hidden_dim=c.encoder_hidden,
+        inputs = c.coord_dim * (2 if c.context_normals else 1) + c.value_dim
+        self.encoder = SetEncoder(inputs, c.latent_dim, hidden_dim=c.encoder_hidden,
                                   depth=c.encoder_depth, w0=c.w0) if c.encoder == "set" else None
         if c.heads == "per_tensor":
             self.hypernet = PerTensorHyperNetwork(c.latent_dim, c.layer_shapes, hidden=c.head_hidden, depth=c.head_depth,
@@ -101,6 +106,11 @@ class HyperSiren(nn.Module):
         """Context points -> latent `[B, Z]` (for `encoder="posterior"`, the posterior mean)."""
         if self.config.encoder == "posterior":
             return self.hypernet.posterior(context)[0]
+        if self.config.context_normals:
+            if context.normals is None:
+                raise ValueError("HyperSiren.encode: this prior's encoder reads context normals "
+                                 "(context_normals=True), but the context has none")
+            context = Context(context.coords, torch.cat([context.values, context.normals], dim=-1), context.mask)
         return self.encoder(context)
 
     def decode(self, latent: Tensor) -> SirenParams:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from ...geometry import Mesh
@@ -212,18 +213,26 @@ def load_shapes(data: ShapeData) -> ShapeCollection:
 def load_split(data: ShapeData, split: str) -> Tensor:
     """The `train`, `heldout` or `all` shapes `[S, P, 6]` of a configured collection: the source's own
     split when it has one (0 train, 1 heldout; `holdout` must then be 0), else the last `holdout` shapes."""
+    collection, index = load_collection(data, split)
+    return collection.shapes[index]
+
+
+def load_collection(data: ShapeData, split: str) -> tuple[ShapeCollection, Tensor]:
+    """The whole collection (with each shape's centre and scale, to write meshes back in the input's
+    coordinates) and the indices `[K]` of its `train`, `heldout` or `all` shapes (see `load_split`)."""
     if split not in SPLITS:
         raise ValueError(f"load_split: split must be one of {', '.join(SPLITS)}, got {split!r}")
     collection = load_shapes(data)
+    everything = torch.arange(collection.shapes.shape[0])
     if collection.split is None:
-        return split_signals(collection.shapes, data.holdout, split)
+        return collection, split_signals(everything, data.holdout, split)
     if data.holdout:
         raise ValueError(f"load_split: {data.source} has its own split (0 train / 1 test), so holdout must be 0, "
                          f"got holdout={data.holdout}")
     if split == "all":
-        return collection.shapes
+        return collection, everything
     chosen = collection.split == (0 if split == "train" else 1)  # [S]
     if not chosen.any():
         raise ValueError(f"load_split: no {split} shapes among the {len(chosen)} loaded from {data.source} "
                          f"(limit={data.limit})")
-    return collection.shapes[chosen]
+    return collection, everything[chosen]

@@ -8,8 +8,8 @@ the SIREN paper's SDF loss (`hypersiren.geometry.sdf_loss`) of each shape's own 
 closed-form derivatives. A basis prior starts from the probabilistic PCA of every training shape's
 approximate signed distances (`geometry.oriented_point_sdf`) at one shared set of points.
 
-Not registered yet: evaluation (meshes, Chamfer), pictures and the latent adapter come next, and only
-then does the modality join the registry and the presets.
+Evaluation is the completion protocol (`protocol.py`: meshes by marching cubes, Chamfer-L1, normal
+consistency, F-score); previews render context points, the completed surface and the truth.
 """
 
 from __future__ import annotations
@@ -23,11 +23,18 @@ from torch import Tensor
 from ...geometry import SdfBatch, SdfLossConfig, oriented_point_sdf, sdf_loss
 from ...prior.context import fixed_context, sample_context
 from ...prior.losses import SupervisedLoss
-from ...prior.modality import Modality
+from ...prior.modality import Modality, Predictor, register_modality
 from ...prior.types import Context, Prediction
 from .data import ShapeData, load_split
+from .figures import completion_figure, completion_row
+from .protocol import (CONTEXT_SIZES, complete_mesh, draw_context, evaluate_shapes, markdown_tables,
+                       predictor_completer)
+
+PREVIEW_SHAPES = 3  # shapes in a TensorBoard preview
+PREVIEW_RESOLUTION = 64  # marching-cubes grid of the previews' meshes
 
 START_POINTS = 8192  # shared points (uniform in [-1, 1]^3) at which the PCA start sees every training shape
+NEAR_SURFACE = (0.01, 0.03, 0.1)  # noise scales of the start's near-surface points
 DEFAULT_QUERIES = 2048  # surface and off-surface points per shape per step when query_points is None
 
 
@@ -43,6 +50,7 @@ class ShapeBatch(NamedTuple):
     off_surface: Tensor  # [B, Q, 3] uniform in [-1, 1]^3
 
 
+@register_modality
 class ShapeModality(Modality):
     name = "shape"
     data_type = ShapeData
@@ -90,15 +98,46 @@ class ShapeModality(Modality):
         return SupervisedLoss(prediction, terms.total.mean(), named)
 
     def start_targets(self, train_set: ShapeTrainingSet) -> tuple[Tensor, Tensor]:
-        """`START_POINTS` points uniform in `[-1, 1]^3` (seeded by the data's seed) and every training shape's
-        approximate signed distance there: `[Q, 3]`, `[S, Q, 1]`."""
+        """`START_POINTS` shared points and every training shape's approximate signed distance there
+        (`geometry.oriented_point_sdf`): `[Q, 3]`, `[S, Q, 1]`. Half the points are uniform in `[-1, 1]^3`,
+        half are surface points of randomly drawn training shapes moved by `NEAR_SURFACE` noise, so the
+        start is most accurate where surfaces are. Seeded by the data's seed."""
         rng = np.random.default_rng(self.data.seed)
-        queries = rng.uniform(-1.0, 1.0, size=(START_POINTS, 3))
         points, normals = train_set.points.cpu().double().numpy(), train_set.normals.cpu().double().numpy()
+        uniform = rng.uniform(-1.0, 1.0, size=(START_POINTS // 2, 3))
+        near = points[rng.integers(0, len(points), START_POINTS // 2), rng.integers(0, points.shape[1], START_POINTS // 2)]
+        near = near + rng.normal(size=near.shape) * rng.choice(NEAR_SURFACE, size=(len(near), 1))
+        queries = np.concatenate([uniform, np.clip(near, -1.0, 1.0)])
         values = np.stack([oriented_point_sdf(p, n, queries) for p, n in zip(points, normals)])[..., None]
         like = train_set.points
         return (torch.as_tensor(queries, dtype=like.dtype, device=like.device),
                 torch.as_tensor(values, dtype=like.dtype, device=like.device))
+
+    def preview(self, predict: Predictor, signals: Tensor, *, context_points: int = 100, seed: int = 0) -> Tensor:
+        """Context points | completed surface | truth for the first `PREVIEW_SHAPES` shapes: `[H, W, 3]`."""
+        self._check_shapes(signals)
+        rows = []
+        for index, shape in enumerate(signals[:PREVIEW_SHAPES]):
+            context = draw_context(shape, min(context_points, shape.shape[0]), seed=seed, index=index)
+            mesh = complete_mesh(predictor_completer(predict), context, resolution=PREVIEW_RESOLUTION)[0]
+            rows.append(completion_row(context.coords[0].cpu().numpy(), mesh, shape[:, :3].cpu().numpy()))
+        return completion_figure(rows)
+
+    def evaluate(self, predict: Predictor, signals: Tensor, *, seed: int = 0) -> dict:
+        """The completion protocol (`protocol.py`) at `CONTEXT_SIZES` points with normals."""
+        self._check_shapes(signals)
+        sizes = [m for m in CONTEXT_SIZES if m <= signals.shape[1]]
+        return evaluate_shapes(signals, fields={"method": predictor_completer(predict)}, sizes=sizes,
+                               seed=seed)["method"]
+
+    def report(self, results: dict[str, dict]) -> str:
+        return markdown_tables(results)
+
+    def latent_prior(self, model):
+        """The latent tools' adapter (`latent.ShapePrior`): point clouds rendered by marching cubes."""
+        from .latent import ShapePrior
+
+        return ShapePrior(model, modality=self)
 
     @staticmethod
     def _check_shapes(signals: Tensor) -> None:
