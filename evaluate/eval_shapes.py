@@ -11,7 +11,7 @@ Test shapes: the `split == 1` shapes of a file with its own split, else the shap
 (`--holdout` of train_prior.py), or every shape of `--data` without a split. For each shape and M, the
 same M points are drawn for every method (`--seed`). Methods: the prior's SIREN alone (`prior`), the
 prior corrected to the context (`prior + context`; hypersiren/modalities/shape/completion.py), with
-`--paper CKPT` a `shapes_paper` model, the context points themselves, retrieval of the nearest training
+`--paper CKPT` a `shapes_paper` model (not with `--no-normals`: it reads normals), the context points themselves, retrieval of the nearest training
 shape, and a SIREN fitted to the context alone for `--fit-seconds` (0: skip). Meshes: marching cubes on
 a `--resolution`^3 grid; `--meshes DIR` writes the corrected prior's as `DIR/context{M}/{index:03d}.ply`
 in the data's coordinates. Writes FILE.json and FILE.md (one table per M).
@@ -46,7 +46,10 @@ def main(args: argparse.Namespace) -> dict:
               "prior + context": prior_completer(prior.model, CompletionConfig())}
     if args.paper is not None:
         paper = load_prior(args.paper, modality="shape", device=device).model.eval()
-        fields["shapes_paper"] = prior_completer(paper, CompletionConfig(correct=False))
+        if args.no_normals and paper.config.context_normals:
+            print(f"no shapes_paper row: {args.paper} reads context normals, and --no-normals drops them")
+        else:
+            fields["shapes_paper"] = prior_completer(paper, CompletionConfig(correct=False))
     if args.fit_seconds > 0:
         fields[f"SIREN fit ({args.fit_seconds:g} s)"] = fitted_completer(FitConfig(seconds=args.fit_seconds))
     points = {"context points": context_points, "retrieval": retrieval(train)}

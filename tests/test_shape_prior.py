@@ -61,3 +61,13 @@ def test_basis_prior_started_from_the_pca_of_signed_distances_completes_held_out
             mean_shape = prior.hypernet.mean(prior.hypernet.features(unseen)).abs().mean()
         # measured: 0.012 with normals, 0.007 without, against 0.14 for the mean shape
         assert completed < 0.15 * mean_shape, (normals is not None, float(completed), float(mean_shape))
+
+
+def test_a_basis_prior_with_too_few_training_shapes_fails_before_its_start_targets(tmp_path, monkeypatch):
+    model = HyperSirenConfig(coord_dim=3, value_dim=1, heads="basis", encoder="posterior", latent_dim=16,
+                             siren_hidden=16, siren_depth=3)
+    config = TrainConfig(steps=0, batch_size=4, min_context=10, max_context=50, init_steps=10)
+    monkeypatch.setattr(ShapeModality, "start_targets", lambda *args: pytest.fail("start targets computed"))
+    trainer = PriorTrainer(model, config, SHAPES, SHAPES.load("train")[:12], tmp_path)
+    with pytest.raises(ValueError, match=r"latent_dim=16 needs more than 17 training signals, got 12 .*below 11"):
+        trainer.run()

@@ -228,6 +228,11 @@ class PriorTrainer(Trainer):
         hypernet = self.model.hypernet
         if not isinstance(hypernet, BasisHyperNetwork):
             super().initialise()
+        count, latent_dim = self.num_signals, self.model_config.latent_dim
+        if latent_dim >= count - 1:  # checked before the start targets, which may take minutes to compute
+            raise ValueError(f"PriorTrainer: a basis prior of latent_dim={latent_dim} needs more than "
+                             f"{latent_dim + 1} training signals, got {count} (train on more, or set "
+                             f"model.latent_dim below {count - 1})")
         coords, values = self.modality.start_targets(self.train_set)
         info = hypernet.initialise(coords, values, steps=self.config.init_steps, lr=self.config.init_lr)
         self.start_info = {**info, "signals": values.shape[0], "steps": self.config.init_steps}

@@ -1,7 +1,8 @@
 """The shape modality's named presets: the reference-style conditional model next to the project's own.
 
-Every preset trains on `ShapeData()` (the generated collection of tori, superquadrics and capsules)
-unless `--data` / `--set data.*` say otherwise, e.g. `--data ../shared/data/modelnet40_person/
+Every preset trains on the generated collection of tori, superquadrics and capsules (128 shapes for
+`shapes` and `shapes_paper`, whose 64-d PCA start needs more than 65 training shapes; 64 for
+`shapes_tiny`) unless `--data` / `--set data.*` say otherwise, e.g. `--data ../shared/data/modelnet40_person/
 modelnet40_person_pc10k.npz` (its own 88 / 20 split). The SIREN predicts one signed distance.
 """
 
@@ -19,7 +20,7 @@ SHAPE_PRESETS: dict[str, Preset] = {
     # shape's own predicted SIREN on 2,048 surface and 2,048 uniform points per shape per step, with
     # 50..1000 context points. Sized for a CPU: a 128-wide SIREN of 4 layers (w0 30), 8 shapes per step.
     "shapes_paper": Preset(
-        "shape", ShapeData(),
+        "shape", ShapeData(count=128),
         HyperSirenConfig(coord_dim=3, value_dim=1, heads="per_tensor", encoder="set", context_normals=True,
                          latent_dim=256, encoder_hidden=256, encoder_depth=4, siren_hidden=128, siren_depth=4,
                          head_hidden=256, head_depth=3),
@@ -32,7 +33,7 @@ SHAPE_PRESETS: dict[str, Preset] = {
     # given the context's points (f = 0) and normals (grad f = n). Completion (protocol.py) corrects the
     # prior's SIREN to the context: tangent planes near the points, free space far from them.
     "shapes": Preset(
-        "shape", ShapeData(),
+        "shape", ShapeData(count=128),
         HyperSirenConfig(coord_dim=3, value_dim=1, heads="basis", encoder="posterior", latent_dim=64,
                          siren_hidden=128, siren_depth=4, w0_first=8.0, w0=8.0),
         TrainConfig(steps=0, batch_size=8, lr=1e-5, clip_grad_norm=1.0, latent_weight=0.0, param_weight=0.0,

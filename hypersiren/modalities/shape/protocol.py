@@ -60,9 +60,11 @@ def predictor_completer(predict: Predictor) -> Completer:
 
 
 def context_points(context: Context) -> tuple[np.ndarray, np.ndarray]:
-    """The context baseline: the points themselves (with their normals, or none: zeros)."""
+    """The context baseline: the points themselves, with their normals (without normals: NaN, so its normal
+    consistency reads NaN)."""
     points = context.coords[0, context.mask[0]].cpu().numpy()
-    normals = context.normals[0, context.mask[0]].cpu().numpy() if context.normals is not None else np.zeros_like(points)
+    normals = (context.normals[0, context.mask[0]].cpu().numpy() if context.normals is not None
+               else np.full_like(points, np.nan))
     return points, normals
 
 
