@@ -102,9 +102,11 @@ def corrected_field(base: Field, context: Context, config: CompletionConfig = Co
         weights = np.exp(-(distances / width) ** 2)
         residual = offset[index] + np.einsum("qkd,qkd->qk", x[:, None] - points[index], slope[index])  # [Q, k]
         value = base(queries).double().cpu().numpy() + (weights * residual).sum(1) / (weights.sum(1) + config.blend)
-        nearest = distances[:, 0]
-        inside = np.abs(winding_number(points, normals, x)) > 0.5
-        value = np.where(inside, np.minimum(value, reach - nearest), np.maximum(value, nearest - reach))
+        far = distances[:, 0] > reach  # free space: the winding number decides the side
+        if far.any():
+            nearest = distances[far, 0]
+            inside = np.abs(winding_number(points, normals, x[far])) > 0.5
+            value[far] = np.where(inside, np.minimum(value[far], reach - nearest), np.maximum(value[far], nearest - reach))
         return torch.as_tensor(value, dtype=queries.dtype, device=queries.device)
 
     return field
