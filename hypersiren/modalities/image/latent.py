@@ -14,15 +14,17 @@ from ...coords import grid, image_to_points, points_to_image
 from ...metrics import to_signed, to_unit
 from ...params import SirenParams
 from ...prior.context import fixed_context
+from ...prior.adapter import ModelAdapter
 from ...prior.model import HyperSiren
 from ...prior.types import Context
-from ...siren import SirenConfig
 from .data import load_images
 
 
-class ImagePrior:
+class ImagePrior(ModelAdapter):
     """A `HyperSiren` image prior as a `LatentPrior` (see the module docstring). `modality` (an
     `ImageModality`) gives the run's own data to `load_signals`; without it a source must be passed."""
+
+    sources = "an image file, an .npz/.npy array, a folder or 'faces'"
 
     def __init__(self, model: HyperSiren, *, resolution: int, modality=None):
         if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 1:
@@ -31,22 +33,6 @@ class ImagePrior:
             raise ValueError(f"ImagePrior: expected a prior over 2-D coordinates, got coord_dim="
                              f"{model.config.coord_dim}")
         self.model, self._resolution, self.modality = model, resolution, modality
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def latent_dim(self) -> int:
-        return self.model.config.latent_dim
-
-    @property
-    def siren(self) -> SirenConfig:
-        return self.model.config.siren
-
-    @property
-    def resolution(self) -> int:
-        return self._resolution
 
     def encode(self, signals: Tensor, *, context_size: int | None = None,
                generator: torch.Generator | None = None) -> Tensor:
@@ -61,9 +47,6 @@ class ImagePrior:
         else:
             context = fixed_context(coords, values, context_size, generator=generator)
         return self.model.encode(context)
-
-    def decode(self, latent: Tensor) -> SirenParams:
-        return self.model.decode(latent.to(self.device))
 
     def query_coords(self, resolution: int | None = None) -> Tensor:
         side = self._resolution if resolution is None else resolution
@@ -86,17 +69,9 @@ class ImagePrior:
         return signals.clamp(0, 1)
 
     def load_signals(self, source: str | None = None, *, split: str | None = None) -> Tensor:
-        if source is None:
-            if self.modality is None:
-                raise ValueError("ImagePrior.load_signals: this prior has no data configuration; pass a source "
-                                 "(an image file, an .npz/.npy array, a folder or 'faces')")
-            split = split or "train"
-            if split not in ("train", "heldout", "all"):
-                raise ValueError(f"ImagePrior.load_signals: split must be one of all, heldout, train, got {split!r}")
-            return self.modality.load(split)
-        if split is not None:
-            raise ValueError(f"ImagePrior.load_signals: split={split!r} selects from the run's own data; "
-                             f"with a source ({source}) every image of it is loaded")
+        own = self._signals_of(source, split, "image")
+        if own is not None:
+            return own
         try:
             return load_images(source, self._resolution, self.model.config.value_dim)
         except ValueError as error:

@@ -43,10 +43,9 @@ from ...geometry import Mesh, extract_mesh, face_areas_and_normals, render_point
 from ...io import load_mesh, save_mesh
 from ...params import SirenParams
 from ...prior.context import fixed_context
+from ...prior.adapter import ModelAdapter
 from ...prior.model import HyperSiren
-from ...prior.modality import SPLITS
 from ...prior.types import Context
-from ...siren import SirenConfig
 from .collection import sample_shape, shape_seed
 from .data import SHAPE_MESH_SUFFIXES, ShapeData, load_shapes
 from .figures import VIEW
@@ -66,9 +65,11 @@ COLOUR = (0.3, 0.45, 0.75)  # the dots' RGB
 EMPTY = 0.85  # grey level of the picture of a shape with no surface
 
 
-class ShapePrior:
+class ShapePrior(ModelAdapter):
     """A `HyperSiren` shape prior as a `LatentPrior` (see the module docstring). `modality` (a
     `ShapeModality`) gives the run's own data to `load_signals`; without it a source must be passed."""
+
+    sources = "'generated', an .npz of points or occupancy grids, a mesh folder or a mesh file"
 
     distance_name = "chamfer"
 
@@ -81,22 +82,6 @@ class ShapePrior:
                              f"value_dim 1), got coord_dim={model.config.coord_dim}, "
                              f"value_dim={model.config.value_dim}")
         self.model, self._resolution, self.image_size, self.modality = model, resolution, image_size, modality
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def latent_dim(self) -> int:
-        return self.model.config.latent_dim
-
-    @property
-    def siren(self) -> SirenConfig:
-        return self.model.config.siren
-
-    @property
-    def resolution(self) -> int:
-        return self._resolution
 
     def encode(self, signals: Tensor, *, context_size: int | None = None,
                generator: torch.Generator | None = None) -> Tensor:
@@ -120,9 +105,6 @@ class ShapePrior:
             drawn = fixed_context(signals[..., :3], signals[..., 3:], context_size, generator=generator)
             points, normals, mask = drawn.coords, drawn.values, drawn.mask
         return self.model.encode(Context(points, points.new_zeros(*points.shape[:2], 1), mask, normals))
-
-    def decode(self, latent: Tensor) -> SirenParams:
-        return self.model.decode(latent.to(self.device))
 
     def query_coords(self, resolution: int | None = None) -> Tensor:
         """The `R^3` grid over `[-1, 1]^3`, row-major (x slowest): `[R^3, 3]`."""
@@ -206,17 +188,9 @@ class ShapePrior:
 
     def load_signals(self, source: str | None = None, *, split: str | None = None) -> Tensor:
         """The run's own shapes (`split`, default "train") or every shape of `source` `[S, P, 6]`."""
-        if source is None:
-            if self.modality is None:
-                raise ValueError("ShapePrior.load_signals: this prior has no data configuration; pass a source "
-                                 "('generated', an .npz of points or occupancy grids, a mesh folder or a mesh file)")
-            split = split or "train"
-            if split not in SPLITS:
-                raise ValueError(f"ShapePrior.load_signals: split must be one of {', '.join(SPLITS)}, got {split!r}")
-            return self.modality.load(split)
-        if split is not None:
-            raise ValueError(f"ShapePrior.load_signals: split={split!r} selects from the run's own data; "
-                             f"with a source ({source}) every shape of it is loaded")
+        own = self._signals_of(source, split, "shape")
+        if own is not None:
+            return own
         data = ShapeData(source=source) if self.modality is None else dataclasses.replace(
             self.modality.data, source=source, holdout=0, limit=None)
         try:
