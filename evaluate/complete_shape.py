@@ -26,12 +26,11 @@ from pathlib import Path
 import hypersiren  # noqa: F401  (registers the modalities)
 from hypersiren.devices import resolve_device
 from hypersiren.figures import save_png
-from hypersiren.geometry import sample_surface
 from hypersiren.modalities.shape.completion import CompletionConfig, prior_completer
 from hypersiren.modalities.shape.data import load_collection
 from hypersiren.modalities.shape.figures import VIEW, completion_figure, completion_row
-from hypersiren.modalities.shape.protocol import (FAILED, MESH_RESOLUTION, SURFACE_SAMPLES, complete_mesh,
-                                                  draw_context, score, write_mesh_to_input)
+from hypersiren.modalities.shape.protocol import (MESH_RESOLUTION, complete_mesh, draw_context, mesh_score,
+                                                  write_mesh_to_input)
 from hypersiren.prior.training import load_prior
 
 
@@ -65,7 +64,7 @@ def main(args: argparse.Namespace) -> list[dict]:
         context = draw_context(shape, args.context, seed=args.seed, index=index, normals=not args.no_normals)
         mesh, complete_s, mesh_s = complete_mesh(complete, context, resolution=args.resolution)
         truth = shape.cpu().numpy()
-        found = score(*sample_surface(mesh, SURFACE_SAMPLES, seed=index), truth) if len(mesh.faces) else FAILED
+        found = mesh_score(mesh, truth, seed=index)
         path = (write_mesh_to_input(out / f"{index:03d}.ply", mesh, collection.centre[row], collection.scale[row])
                 if len(mesh.faces) else None)
         figure.append(completion_row(context.coords[0].cpu().numpy(), mesh, truth[:, :3], size=args.size,

@@ -38,9 +38,10 @@ def main(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     prior = load_prior(args.checkpoint, modality="shape", device=device)
     modality: ShapeModality = prior.modality
-    data = modality.data if args.data is None else dataclasses.replace(modality.data, source=args.data)
-    train = type(modality)(data).load("train").to(device)
-    collection, test_index = load_collection(data, "heldout")
+    data = modality.data if args.data is None else dataclasses.replace(modality.data, source=args.data, holdout=0,
+                                                                        limit=None)
+    train = modality.load("train").to(device)  # the run's own training shapes, for retrieval
+    collection, test_index = load_collection(data, "heldout")  # with holdout 0: a file's split 1, else all
     test = collection.shapes[test_index][: args.limit].to(device)
     fields = {"prior": prior_completer(prior.model.eval(), CompletionConfig(correct=False)),
               "prior + context": prior_completer(prior.model, CompletionConfig())}

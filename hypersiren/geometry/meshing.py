@@ -73,7 +73,7 @@ def extract_mesh(
         values = np.empty((stop - start, resolution * resolution), dtype=np.float32)
         for k, x0 in enumerate(axis[start:stop]):
             points = torch.cat([x0.expand(plane.shape[0], 1), plane], dim=1)  # [R^2, 3]
-            values[k] = torch.cat([field(p).reshape(-1) for p in points.split(batch_points)]).float().cpu().numpy()
+            values[k] = _evaluate(field, points, batch_points).numpy()
         values = values.reshape(stop - start, resolution, resolution)
         if not (values.min() <= level <= values.max()):
             continue

@@ -29,6 +29,7 @@ paper's SDF loss for a fixed time (the fitting mode's recipe on just those point
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -143,7 +144,6 @@ def fitted_completer(config: FitConfig = FitConfig()) -> Completer:
     """A SIREN fitted to each context from scratch for `config.seconds`: each Adam step sees every context
     point (with the normal term when the context has normals) and as many uniform points in
     `[-1, 1]^3`."""
-    import time
 
     def complete(context: Context) -> Field:
         check_single(context, "fitted_completer")

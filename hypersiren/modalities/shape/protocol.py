@@ -103,6 +103,12 @@ def score(points: np.ndarray, normals: np.ndarray, shape: np.ndarray) -> dict[st
 FAILED = {"chamfer": float("inf"), "normal_consistency": 0.0, "fscore": 0.0}
 
 
+def mesh_score(mesh: Mesh, shape: np.ndarray, *, seed: int = 0) -> dict[str, float]:
+    """Distances of a completed mesh from a shape `[P, 6]` (`SURFACE_SAMPLES` samples of the mesh, drawn
+    with `seed`); `FAILED` when the mesh is empty."""
+    return score(*sample_surface(mesh, SURFACE_SAMPLES, seed=seed), shape) if len(mesh.faces) else FAILED
+
+
 def evaluate_shapes(shapes: Tensor, *, fields: dict[str, Completer] | None = None,
                     points: dict[str, PointMethod] | None = None, sizes=CONTEXT_SIZES, seed: int = 0,
                     normals: bool = True, resolution: int = MESH_RESOLUTION,
@@ -132,8 +138,7 @@ def evaluate_shapes(shapes: Tensor, *, fields: dict[str, Completer] | None = Non
                     mesh, *seconds = complete_mesh(method, context, resolution=resolution)
                     if on_mesh is not None:
                         on_mesh(name, int(m), index, mesh)
-                    found = (score(*sample_surface(mesh, SURFACE_SAMPLES, seed=index), references[index])
-                             if len(mesh.faces) else FAILED)
+                    found = mesh_score(mesh, references[index], seed=index)
                 rows[name].append({**found, "complete_s": seconds[0], "mesh_s": seconds[1]})
         for name, row in rows.items():
             results[name][str(m)] = summarise(row)
