@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 import hypersiren  # noqa: F401  (registers the modalities)
+from hypersiren.config import run_main
 from hypersiren.devices import resolve_device
 from hypersiren.prior.commands import evaluate_prior
 
@@ -44,4 +45,4 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_main(main, parse_args())

@@ -24,6 +24,7 @@ import dataclasses
 from pathlib import Path
 
 import hypersiren  # noqa: F401  (registers the modalities)
+from hypersiren.config import run_main
 from hypersiren.devices import resolve_device
 from hypersiren.modalities.shape import ShapeModality
 from hypersiren.modalities.shape.completion import CompletionConfig, FitConfig, fitted_completer, prior_completer
@@ -95,4 +96,4 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_main(main, parse_args())

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 import hypersiren as hs
+from hypersiren.config import run_main
 from hypersiren.devices import resolve_device
 from hypersiren.figures import save_png, tile, upsample_nearest
 from hypersiren.latent import (
@@ -296,4 +297,4 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_main(main, parse_args())

@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 import hypersiren  # noqa: F401  (registers the modalities)
+from hypersiren.config import run_main
 from hypersiren.devices import resolve_device
 from hypersiren.modalities.image import load_images
 from hypersiren.modalities.image.inpaint import MASKS, inpaint_figure
@@ -58,4 +59,4 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_main(main, parse_args())

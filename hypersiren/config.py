@@ -1,4 +1,5 @@
-"""Command-line overrides of dataclass configs: `--set section.field=value` (or `--set field=value`).
+"""Command-line support: overrides of dataclass configs (`--set section.field=value` or `--set field=value`),
+and `run_main`, which ends a script on bad input with one message and exit status 2.
 
 Values are read by the field's annotated type: `int`, `float` (ints accepted), `bool`
 (`true/false/1/0/yes/no`), `str` (taken as written), `X | None` (`None`/`none`/`null` for None),
@@ -12,15 +13,20 @@ config's `__post_init__` range checks apply to the overridden values too.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import difflib
+import sys
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-__all__ = ["apply_overrides", "parse_field_overrides", "parse_overrides"]
+from .runs import Interrupted
+
+__all__ = ["apply_overrides", "parse_field_overrides", "parse_overrides", "run_main"]
 
 _NONE = ("None", "none", "null")
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -169,3 +175,20 @@ def apply_overrides(configs: Mapping[str, Any], pairs: Iterable[str]) -> dict[st
     """`{section: dataclass instance}` and `section.field=value` strings -> new instances (`dataclasses.replace`)."""
     parsed = parse_overrides(pairs, {section: type(config) for section, config in configs.items()})
     return {section: dataclasses.replace(config, **parsed[section]) for section, config in configs.items()}
+
+
+def run_main(main: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> Any:
+    """`main(args)` for a script run from the command line. Bad input or a run that cannot go on (a ValueError
+    or OSError: a missing file, a file of another kind, one carrying pickled code, an out-of-range option, a
+    run folder another run holds or that cannot be written; a FloatingPointError: a non-finite training loss)
+    ends it like argparse's usage errors: `SCRIPT: error: MESSAGE` on stderr, exit status 2, no traceback.
+    `runs.Interrupted` (SIGINT / SIGTERM stopped training after a checkpoint) prints its message and exits
+    with status 128 + the signal's number (130, 143)."""
+    try:
+        return main(args)
+    except Interrupted as stop:
+        print(f"{Path(sys.argv[0]).name}: {stop}", file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
+    except (ValueError, OSError, FloatingPointError) as error:
+        print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -4,13 +4,18 @@ The file is a `torch.save`d dict, readable with `torch.load(path, weights_only=T
 hypersiren code:
 
     {"kind": "hypersiren.siren",
+     "format": 1,                                                               # layout version
      "config": {"in_dim", "out_dim", "hidden_dim", "depth", "w0_first", "w0"},   # Siren(**config)
      "state_dict": {"layers.0.weight": [out, in], "layers.0.bias": [out], ...},
      "meta": {...}}                                                             # free-form, JSON-like
 
 so `Siren(**f["config"]).load_state_dict(f["state_dict"])` rebuilds it; `load_exported_siren` does that
 with checks. A state_dict (rather than safetensors) keeps the dependencies as they are and is what
-`nn.Module.load_state_dict` takes directly; `weights_only=True` makes loading it safe.
+`nn.Module.load_state_dict` takes directly; `weights_only=True` makes loading it safe: a file carrying
+pickled Python objects is refused unread.
+
+`format` numbers the layout; a reader refuses a newer one. Files written before it existed (by `export_siren`
+or `train/fit_signal.py`, without a "format" entry) have the layout of format 1 and are read as such.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from .runs import load_kind, save_checkpoint
 from .siren import Siren, SirenConfig
 
 SIREN_KIND = "hypersiren.siren"
+SIREN_FORMAT = 1  # layout version of an exported SIREN file
 
 
 def siren_state_dict(params: SirenParams) -> dict[str, torch.Tensor]:
@@ -50,14 +56,19 @@ def export_siren(params: SirenParams, path: str | os.PathLike, *, config: SirenC
     if params.layer_shapes != config.layer_shapes:
         raise ValueError(f"export_siren: expected layer shapes {config.layer_shapes} for {config}, "
                          f"got {params.layer_shapes}")
-    state = {"kind": SIREN_KIND, "config": dataclasses.asdict(config), "state_dict": siren_state_dict(params),
-             "meta": dict(meta or {})}
+    state = {"kind": SIREN_KIND, "format": SIREN_FORMAT, "config": dataclasses.asdict(config),
+             "state_dict": siren_state_dict(params), "meta": dict(meta or {})}
     save_checkpoint(path, state)
 
 
 def load_exported_siren(path: str | os.PathLike) -> Siren:
     """The plain `Siren` stored by `export_siren` (in eval mode)."""
     state = load_kind(path, SIREN_KIND, "load_exported_siren", expected=f"{SIREN_KIND!r} (written by export_siren)")
+    version = state.get("format", 1)  # unversioned files predate the entry and have format 1's layout
+    if version not in range(1, SIREN_FORMAT + 1):
+        newer = isinstance(version, int) and version > SIREN_FORMAT
+        raise ValueError(f"load_exported_siren: {path} has exported-SIREN format {version!r}, this hypersiren reads "
+                         f"format {SIREN_FORMAT}" + (" (written by a newer hypersiren: upgrade)" if newer else ""))
     siren = SirenConfig(**state["config"]).build()
     siren.load_state_dict(state["state_dict"])
     return siren.eval()

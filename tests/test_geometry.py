@@ -17,6 +17,7 @@ from hypersiren.geometry import (
     SdfLossConfig,
     extract_mesh,
     face_areas_and_normals,
+    orient_normals,
     oriented_point_sdf,
     sample_surface,
     sdf_loss,
@@ -288,3 +289,27 @@ def test_oriented_point_sdf_approximates_the_sphere_and_signs_by_the_normals():
         oriented_point_sdf(points, points, np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"oriented_point_sdf: expected normals \(20000, 3\) like the points"):
         oriented_point_sdf(points, points[:5], queries)
+
+
+def _torus_samples(rng, count: int, major: float, minor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points with outward normals on a torus about the y axis (angles uniform: not area-uniform, which the
+    orientation does not need)."""
+    around, tube = rng.uniform(0, 2 * np.pi, size=(2, count))
+    ring = np.stack([np.cos(around), np.zeros(count), np.sin(around)], 1)  # [count, 3]
+    normals = np.cos(tube)[:, None] * ring + np.sin(tube)[:, None] * np.array([0.0, 1.0, 0.0])
+    return major * ring + minor * normals, normals
+
+
+def test_orient_normals_makes_flipped_normals_consistent_and_outward():
+    rng = np.random.default_rng(0)
+    sphere = rng.normal(size=(3000, 3))
+    sphere /= np.linalg.norm(sphere, axis=1, keepdims=True)
+    torus, torus_normals = _torus_samples(rng, 3000, 0.6, 0.06)  # a thin tube, like an arm
+    points = np.concatenate([sphere, torus + np.array([0.0, -2.0, 0.0])])  # two parts
+    truth = np.concatenate([sphere, torus_normals])
+    signs = rng.choice([-1.0, 1.0], size=(len(points), 1))  # half of the normals flipped at random
+    oriented = orient_normals(points, truth * signs)
+    np.testing.assert_array_equal(oriented, truth)  # every sign right, both sides of the plate outward
+    np.testing.assert_array_equal(orient_normals(points, -truth), truth)  # all inward: every part turned out
+    with pytest.raises(ValueError, match=r"orient_normals: expected normals \(6000, 3\) like the points"):
+        orient_normals(points, truth[:5])

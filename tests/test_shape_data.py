@@ -90,7 +90,8 @@ def test_load_shapes_generated_respects_count_and_limit():
 
 @pytest.mark.parametrize("field, value, match", [
     ("points", 0, "points must be a positive int"), ("count", True, "count must be a positive int"),
-    ("seed", -1, "seed must be an int >= 0"), ("source", "", "source must be a non-empty string")])
+    ("seed", -1, "seed must be an int >= 0"), ("source", "", "source must be a non-empty string"),
+    ("orient", 1, "orient must be true or false")])
 def test_shape_data_checks_its_ranges(field, value, match):
     with pytest.raises(ValueError, match=match):
         ShapeData(**{field: value})
@@ -123,6 +124,19 @@ def test_oriented_npz_round_trip_and_its_split(tmp_path):
         load_split(ShapeData(source=str(path), points=30, limit=2), "heldout")
     with pytest.raises(ValueError, match="split must be one of"):
         load_split(data, "test")
+
+
+def test_oriented_npz_makes_mixed_normals_consistent_unless_told_not_to(tmp_path):
+    rng = np.random.default_rng(2)
+    sphere = rng.normal(size=(2, 800, 3))
+    sphere /= np.linalg.norm(sphere, axis=-1, keepdims=True)  # outward normals = the points
+    mixed = sphere * rng.choice([-1.0, 1.0], size=(2, 800, 1))  # faces of mixed winding, as in ModelNet40
+    path = tmp_path / "mixed.npz"
+    np.savez(path, points=sphere.astype(np.float32), normals=mixed.astype(np.float32))
+    oriented = load_shapes(ShapeData(source=str(path), points=800))
+    assert torch.allclose(oriented.shapes[..., 3:], oriented.shapes[..., :3], atol=1e-5)
+    kept = load_shapes(ShapeData(source=str(path), points=800, orient=False))
+    assert torch.allclose(kept.shapes[..., 3:], torch.from_numpy(mixed).float(), atol=1e-5)
 
 
 def test_oriented_npz_scales_large_shapes_and_keeps_the_transform(tmp_path):
@@ -286,6 +300,15 @@ def test_modelnet_person_loads_with_its_split():
     train, heldout = load_split(data, "train"), load_split(data, "heldout")
     assert train.shape == (88, 2048, 6) and heldout.shape == (20, 2048, 6)
     assert train[..., :3].norm(dim=-1).max() < 1.01
+    from scipy.spatial import cKDTree  # the stored normals of some people are half inward; loaded, they agree
+
+    def opposed(shape):
+        index = cKDTree(shape[:, :3]).query(shape[:, :3], k=9)[1][:, 1:]
+        return float((np.einsum("pkd,pd->pk", shape[index, 3:], shape[:, 3:]) < 0).mean())
+
+    raw = load_split(ShapeData(source=str(MODELNET), points=2048, orient=False), "train").numpy()
+    assert max(opposed(shape) for shape in raw[:12]) > 0.3
+    assert max(opposed(shape) for shape in train[:12].numpy()) < 0.1
 
 
 @pytest.mark.skipif(not SHAPENET.is_file(), reason="no ../shared/data beside the checkout")

@@ -19,7 +19,7 @@ import argparse
 import json
 import logging
 
-from hypersiren.config import parse_field_overrides
+from hypersiren.config import parse_field_overrides, run_main
 from hypersiren.devices import resolve_device
 from hypersiren.fitting import FIT_PRESETS, TASKS, FitConfig, fit_signal, preset_config
 
@@ -66,4 +66,4 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    main(parse_args())
+    run_main(main, parse_args())

@@ -14,6 +14,17 @@ The run folder gets `config.json`, TensorBoard events (loss terms, and every `--
 at the end a context / prediction / truth picture of the first `--image-count` training signals),
 `checkpoint.pt` (which alone rebuilds the run: `--resume`) and `metrics.json`. `--device` (default: CUDA
 when present, else the CPU) is where the model and data live.
+
+Faults. Checkpoints are written atomically every `train.checkpoint_every_s` seconds, every
+`train.checkpoint_every_steps` steps when set, and at the end, so a killed run (even kill -9) loses only the
+steps since its last checkpoint and `--resume` continues it exactly (bit-identically on the CPU). While it
+runs, a run holds `OUT/run.lock` (its pid and host): a second run into the same folder, `--resume` and
+`--overwrite` included, is refused; a lock left by a process of this host that has ended is taken over with
+a warning. Exit status (`hypersiren.config.run_main`): 0 done; 130 / 143 after SIGINT / SIGTERM, which
+stop the run after its current step with a checkpoint (a second signal stops at once, keeping the last
+one); 2 when the run cannot start or go on (bad settings or data, the folder held by another run or not
+writable, a non-finite loss, a checkpoint that cannot be written), with one message on stderr and the last
+good checkpoint kept.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import argparse
 import logging
 
 import hypersiren  # noqa: F401  (registers the modalities and their presets)
+from hypersiren.config import run_main
 from hypersiren.devices import resolve_device
 from hypersiren.prior.commands import train_prior
 from hypersiren.prior.presets import PRESETS
@@ -65,4 +77,4 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    main(parse_args())
+    run_main(main, parse_args())

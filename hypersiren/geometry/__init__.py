@@ -7,7 +7,8 @@ orthographic views of meshes by a z-buffer rasteriser, and point sets as dots ov
 Arrays and tensors in, arrays and tensors out; reading and writing files is `hypersiren.io`'s.
 """
 
-from .distances import FSCORE_THRESHOLD, SurfaceDistance, oriented_point_sdf, surface_distance, winding_number
+from .distances import (FSCORE_THRESHOLD, SurfaceDistance, orient_normals, oriented_point_sdf, surface_distance,
+                        winding_number)
 from .meshing import Mesh, extract_mesh
 from .render import render_mesh, render_points
 from .sampling import face_areas_and_normals, sample_surface
@@ -22,6 +23,7 @@ __all__ = [
     "SurfaceDistance",
     "extract_mesh",
     "face_areas_and_normals",
+    "orient_normals",
     "oriented_point_sdf",
     "render_mesh",
     "render_points",

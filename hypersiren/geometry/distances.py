@@ -98,6 +98,47 @@ def winding_number(points: np.ndarray, normals: np.ndarray, queries: np.ndarray,
     return torch.cat(out).double().numpy()
 
 
+def orient_normals(points: np.ndarray, normals: np.ndarray, *, neighbours: int = 10) -> np.ndarray:
+    """Unit normals `[P, 3]` of a point cloud made consistent: each flipped or kept so that neighbours agree
+    and every connected part of the cloud points outwards. -> `[P, 3]`, float64.
+
+    Mesh files often have faces of mixed winding (about half of some ModelNet40 shapes' normals point
+    inwards), which makes signed fields from their normals wrong. The orientation spreads along a minimum
+    spanning tree of the `neighbours`-nearest-neighbour graph (Hoppe et al. 1992) whose edge cost,
+    `1 - |n_i . n_j| + |n_i . u_ij|` (u_ij the unit step between the points), prefers neighbours on the same
+    sheet over neighbours across a thin part; each part (connected component) then faces outwards: its
+    `sum_i n_i . (p_i - centroid)`, three times its enclosed volume for a closed surface, is made positive.
+    Only the signs change.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+    from scipy.spatial import cKDTree
+
+    points, normals, _ = _check_oriented("orient_normals", points, normals, points[:1])
+    count = len(points)
+    k = min(neighbours, count - 1)
+    if k < 1:
+        return normals.copy()
+    index = cKDTree(points).query(points, k=k + 1)[1][:, 1:]  # [P, k], the first neighbour is the point itself
+    i, j = np.repeat(np.arange(count), k), index.ravel()
+    step = points[j] - points[i]
+    step /= np.maximum(np.linalg.norm(step, axis=1, keepdims=True), 1e-12)
+    cost = 1 - np.abs((normals[i] * normals[j]).sum(1)) + np.abs((normals[i] * step).sum(1)) + 1e-9
+    graph = coo_matrix((cost, (i, j)), shape=(count, count)).tocsr()
+    tree = minimum_spanning_tree(graph.maximum(graph.T))
+    parts, label = connected_components(tree, directed=False)
+    oriented = normals.copy()
+    for part in range(parts):
+        members = np.flatnonzero(label == part)
+        order, parent = breadth_first_order(tree, members[0], directed=False, return_predecessors=True)
+        for node in order[1:]:  # parents come first in breadth-first order
+            if oriented[node] @ oriented[parent[node]] < 0:
+                oriented[node] = -oriented[node]
+        if (oriented[members] * (points[members] - points[members].mean(0))).sum() < 0:
+            oriented[members] = -oriented[members]
+    return oriented
+
+
 def _check_oriented(where: str, points, normals, queries) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     points, normals, queries = (np.asarray(a, dtype=np.float64) for a in (points, normals, queries))
     for name, array in (("points", points), ("normals", normals), ("queries", queries)):

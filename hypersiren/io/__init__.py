@@ -1,4 +1,5 @@
-"""Reading and writing signals: image collections and files (more formats join as modalities need them)."""
+"""Reading and writing signals: image collections and files (more formats join as modalities need them), and
+the safe readers of array and tensor files that refuse pickled Python objects."""
 
 from .images import (
     IMAGE_SUFFIXES,
@@ -9,6 +10,7 @@ from .images import (
     load_packaged_faces,
     square_resize,
 )
+from ._files import load_torch_file, open_numpy_file
 from .audio import load_audio, save_audio
 from .examples import moving_crop_video, packaged_image, tone_sequence, torus_points
 from .images import load_image, read_pixels, save_image, unit_image
@@ -41,4 +43,7 @@ __all__ = [
     "tone_sequence",
     "torus_points",
     "unit_image",
+    # array and tensor files without pickled objects
+    "load_torch_file",
+    "open_numpy_file",
 ]

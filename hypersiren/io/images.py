@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._files import open_numpy_file
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 CELEBA_SPLITS = {"train": 0, "val": 1, "test": 2}
 
@@ -23,15 +25,12 @@ def load_image_array(path: str | os.PathLike, key: str = "images") -> np.ndarray
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load_image_array: no file at {path}")
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            if key not in archive:
-                raise ValueError(f"load_image_array: {path} has no array {key!r}; it has {sorted(archive.files)}")
-            images = archive[key]
-    elif path.suffix == ".npy":
-        images = np.load(path, allow_pickle=False)
-    else:
+    if path.suffix not in (".npz", ".npy"):
         raise ValueError(f"load_image_array: expected a .npz or .npy file, got {path}")
+    with open_numpy_file(path, "load_image_array") as loaded:
+        if path.suffix == ".npz" and key not in loaded:
+            raise ValueError(f"load_image_array: {path} has no array {key!r}; it has {sorted(loaded.files)}")
+        images = loaded[key] if path.suffix == ".npz" else loaded
     return _checked(images, str(path))
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..geometry.meshing import Mesh
 from ..geometry.sampling import sample_surface
-from ._files import existing_file, finite_samples
+from ._files import existing_file, finite_samples, open_numpy_file
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl")
 MESH_SAMPLES = 100_000  # points `load_oriented_points` draws from a mesh
@@ -53,7 +53,7 @@ def load_oriented_points(path: str | os.PathLike, *, samples: int = MESH_SAMPLES
     if suffix in MESH_SUFFIXES:
         points, normals = sample_surface(load_mesh(path), samples, seed=seed)
     elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
+        with open_numpy_file(path, "load_oriented_points") as archive:
             missing = sorted({"points", "normals"} - set(archive.files))
             if missing:
                 raise ValueError(f"load_oriented_points: {path} lacks arrays {missing}; it has {sorted(archive.files)}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import existing_file, finite_samples
+from ._files import existing_file, finite_samples, open_numpy_file
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 MP4_QUALITY = "18"  # libx264 constant rate factor of `save_video`: visually lossless
@@ -31,14 +31,14 @@ def load_video(path: str | os.PathLike, *, max_frames: int | None = None) -> np.
 
 
 def _load_frame_array(path: Path) -> np.ndarray:
-    if path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            names = archive.files
-            if "frames" not in names and len(names) != 1:
-                raise ValueError(f"load_video: {path} must hold an array 'frames' or exactly one array, it has {names}")
-            frames = archive["frames" if "frames" in names else names[0]]
-    else:
-        frames = np.load(path, allow_pickle=False)
+    with open_numpy_file(path, "load_video") as loaded:
+        if isinstance(loaded, np.ndarray):  # .npy
+            frames = loaded
+        elif "frames" not in loaded.files and len(loaded.files) != 1:
+            raise ValueError(f"load_video: {path} must hold an array 'frames' or exactly one array, it has "
+                             f"{loaded.files}")
+        else:
+            frames = loaded["frames" if "frames" in loaded.files else loaded.files[0]]
     if frames.ndim == 3:  # [T, H, W]: grey
         frames = frames[..., None]
     if frames.ndim != 4 or frames.shape[-1] not in (1, 3):

@@ -3,14 +3,14 @@
 A latents file is either a `.pt` (`torch.save`, read back with `weights_only=True`) or an `.npz`
 (plain numpy, `allow_pickle=False`), both holding `kind = "hypersiren.latents"`, `latents [N, Z]`
 (float32 as encoded), `ids` (N strings) and `meta` (a JSON object: checkpoint, context size, seed...).
-Both round-trip exactly; `meta` comes back as JSON would give it (tuples become lists).
+Both round-trip exactly; `meta` comes back as JSON would give it (tuples become lists). A file carrying
+pickled Python objects is refused unread.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..io import open_numpy_file
 from ..runs import atomic_write, load_kind, save_checkpoint
 from .protocol import LatentPrior
 
@@ -93,11 +94,8 @@ def load_latents(path: str | os.PathLike) -> LatentSet:
         state = load_kind(path, LATENTS_KIND, "load_latents")
         result = LatentSet(state["latents"], tuple(state["ids"]), state["meta"])
     else:
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(f"load_latents: cannot read {path} as a latents file: {error}") from error
+        with open_numpy_file(path, "load_latents", "a latents file") as archive:
+            arrays = {key: archive[key] for key in archive.files}
         kind = str(arrays["kind"]) if "kind" in arrays else None
         if kind != LATENTS_KIND or not {"latents", "ids", "meta"} <= set(arrays):
             raise ValueError(f"load_latents: {path} is a file of kind {kind!r}, expected {LATENTS_KIND!r}")

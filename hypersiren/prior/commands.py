@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..config import apply_overrides
-from ..runs import prepare_run_dir, write_json
+from ..runs import Interrupted, StopRequest, prepare_run_dir, run_lock, stop_requests, write_json
 from .modality import get_modality
 from .predictors import model_predictor
 from .presets import get_preset
@@ -50,7 +50,12 @@ def train_prior(*, preset: str, out: str | Path, overrides: list[str] = (), shor
                 device: torch.device | str = "cpu", image_every: int = 250, image_count: int = 4,
                 image_context: int = 100, progress: bool = True) -> dict:
     """Train a new run of `preset` into `out` (or `resume` it from its checkpoint); TensorBoard scalars and
-    previews, `config.json`, `checkpoint.pt` and `metrics.json` in the run folder. Returns the metrics."""
+    previews, `config.json`, `checkpoint.pt` and `metrics.json` in the run folder. Returns the metrics.
+
+    The run holds the folder's lock throughout (`runs.run_lock`: `RunFolderError` if another run holds it or
+    the folder is not writable). SIGINT / SIGTERM stop it after the current step with a checkpoint and raise
+    `runs.Interrupted`; a non-finite loss raises `FloatingPointError` and a failed checkpoint write
+    `RunFolderError`, both keeping the last good checkpoint."""
     overrides = list(overrides)
     if resume and overrides:
         raise ValueError("train_prior: --set changes a new run's configuration; a resumed run keeps its own "
@@ -58,30 +63,33 @@ def train_prior(*, preset: str, out: str | Path, overrides: list[str] = (), shor
     if image_every < 0 or image_count < 1 or image_context < 1:
         raise ValueError(f"train_prior: expected --image-every >= 0, --image-count >= 1 and --image-context >= 1, "
                          f"got {image_every}, {image_count} and {image_context}")
-    if resume:
-        run_dir = prepare_run_dir(out, resume=True)
-        extend = {k: v for k, v in (shortcuts or {}).items() if k in ("steps", "time_budget") and v is not None}
-        trainer = resume_trainer(run_dir, steps=extend.get("steps"), time_budget_s=extend.get("time_budget"),
-                                 device=device)
-        shown = trainer.modality.load("train")[:image_count]
-    else:
+    if not resume:
         names = {arg: field for arg, field in SHORTCUTS}
         modality, signals, model_config, train_config = configure(
             preset, overrides, shortcuts={names[k]: v for k, v in (shortcuts or {}).items()},
             data_shortcuts={dict(DATA_SHORTCUTS)[k]: v for k, v in (data_shortcuts or {}).items()})
-        run_dir = prepare_run_dir(out, overwrite=overwrite)  # bad settings fail before the folder is made
-        trainer = make_trainer(model_config, train_config, modality, signals.to(device), run_dir, device=device)
-        write_json(run_dir / "config.json", {
-            "preset": preset, "overrides": overrides, "kind": trainer.kind, **modality.state(),
-            "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config),
-        })
-        shown = signals[:image_count]
-    return _run(trainer, run_dir, shown, image_every=image_every, image_context=image_context, progress=progress)
+    run_dir = prepare_run_dir(out, resume=resume, overwrite=overwrite)  # bad settings fail before the folder is made
+    with run_lock(run_dir), stop_requests() as stop:  # the lock is also the check that the folder is writable
+        if resume:
+            extend = {k: v for k, v in (shortcuts or {}).items() if k in ("steps", "time_budget") and v is not None}
+            trainer = resume_trainer(run_dir, steps=extend.get("steps"), time_budget_s=extend.get("time_budget"),
+                                     device=device)
+            shown = trainer.modality.load("train")[:image_count]
+        else:
+            trainer = make_trainer(model_config, train_config, modality, signals.to(device), run_dir, device=device)
+            write_json(run_dir / "config.json", {
+                "preset": preset, "overrides": overrides, "kind": trainer.kind, **modality.state(),
+                "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config),
+            })
+            shown = signals[:image_count]
+        return _run(trainer, run_dir, shown, stop=stop, image_every=image_every, image_context=image_context,
+                    progress=progress)
 
 
-def _run(trainer: Trainer, run_dir: Path, shown: torch.Tensor, *, image_every: int, image_context: int,
-         progress: bool) -> dict:
-    """Train with TensorBoard scalars and previews of the signals `shown`; write `metrics.json`."""
+def _run(trainer: Trainer, run_dir: Path, shown: torch.Tensor, *, stop: StopRequest, image_every: int,
+         image_context: int, progress: bool) -> dict:
+    """Train with TensorBoard scalars and previews of the signals `shown`; write `metrics.json`. `Interrupted`
+    when `stop` was requested (after the trainer wrote its checkpoint)."""
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(run_dir))
@@ -104,7 +112,9 @@ def _run(trainer: Trainer, run_dir: Path, shown: torch.Tensor, *, image_every: i
                   file=sys.stderr, flush=True)
 
     try:
-        logs = trainer.run(on_step)
+        logs = trainer.run(on_step, stop=lambda: stop.requested)
+        if stop.requested:
+            raise Interrupted(stop.signum, trainer.step, run_dir)
         if trainer.start_info is not None:  # a data-driven start (basis priors): its measurements at step 0
             for name in ("noise", "ppca_noise", "fit_error"):
                 writer.add_scalar(f"start/{name}", trainer.start_info[name], 0)

@@ -22,7 +22,7 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..runs import CHECKPOINT, load_kind, save_checkpoint
+from ..runs import CHECKPOINT, RunFolderError, load_kind, save_checkpoint
 from .cnp import CNPConfig, ConditionalNeuralProcess, cnp_loss
 from .hypernets import BasisHyperNetwork
 from .losses import PriorLoss, prior_loss
@@ -48,6 +48,7 @@ class TrainConfig:
     query_points: int | None = None  # points predicted per signal per step (random subset); None: all
     seed: int = 0
     checkpoint_every_s: float = 300.0  # also written at the end
+    checkpoint_every_steps: int | None = None  # also every this many steps (None: by time only)
     time_budget_s: float | None = None  # stop early once this many seconds of training have run
     # heads="basis" only: Adam steps (at `init_lr`) that fit the SIREN to the training signals' principal
     # components before the first step (`BasisHyperNetwork.initialise`); they count towards the budget
@@ -67,6 +68,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: need init_steps >= 0 and init_lr > 0, got {self.init_steps}, {self.init_lr}")
         if not 1 <= self.min_context <= self.max_context:
             raise ValueError(f"TrainConfig: need 1 <= min_context <= max_context, got {self.min_context}, {self.max_context}")
+        if self.checkpoint_every_steps is not None and self.checkpoint_every_steps < 1:
+            raise ValueError(f"TrainConfig: checkpoint_every_steps must be >= 1 or None, got "
+                             f"{self.checkpoint_every_steps}")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise ValueError(f"TrainConfig: time_budget_s must be positive or None, got {self.time_budget_s}")
 
@@ -153,7 +157,13 @@ class Trainer:
         self.start_info = state["start_info"]
 
     def save(self) -> None:
-        save_checkpoint(self.run_dir / CHECKPOINT, self.state())
+        """Write the checkpoint atomically: if that fails (a full disk), `RunFolderError` and the previous one stays."""
+        path = self.run_dir / CHECKPOINT
+        try:
+            save_checkpoint(path, self.state())
+        except OSError as error:
+            raise RunFolderError(f"cannot write the checkpoint of step {self.step} to {path} "
+                                 f"({error.strerror or error}); the previous one, if any, is kept") from error
 
     def train_step(self) -> StepLog:
         c = self.config
@@ -166,10 +176,14 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         terms = {name: value.item() for name, value in loss.terms.items()}
-        return StepLog(self.step, loss.total.item(), {**terms, **self.modality.step_metrics(terms)})
+        finite = all(math.isfinite(value) for value in terms.values())  # else `run` stops, naming the bad terms
+        return StepLog(self.step, loss.total.item(), {**terms, **(self.modality.step_metrics(terms) if finite else {})})
 
-    def run(self, on_step: Callable[[StepLog], None] | None = None) -> list[StepLog]:
-        """Train until `steps` or the time budget; checkpoint every `checkpoint_every_s` and at the end."""
+    def run(self, on_step: Callable[[StepLog], None] | None = None, *,
+            stop: Callable[[], bool] | None = None) -> list[StepLog]:
+        """Train until `steps`, the time budget, or `stop()` is true between steps (e.g. on SIGINT:
+        `runs.stop_requests`); checkpoint every `checkpoint_every_s` seconds, every `checkpoint_every_steps`
+        steps and at the end."""
         c = self.config
         logs = []
         last_save = time.perf_counter()
@@ -179,6 +193,9 @@ class Trainer:
             self.elapsed += time.perf_counter() - start
             self.save()
         while self.step < c.steps and (c.time_budget_s is None or self.elapsed < c.time_budget_s):
+            if stop is not None and stop():
+                log.info("stop requested at step %d", self.step)
+                break
             start = time.perf_counter()
             entry = self.train_step()
             self.elapsed += time.perf_counter() - start
@@ -190,7 +207,8 @@ class Trainer:
             logs.append(entry)
             if on_step is not None:
                 on_step(entry)
-            if time.perf_counter() - last_save >= c.checkpoint_every_s:
+            by_steps = c.checkpoint_every_steps is not None and self.step % c.checkpoint_every_steps == 0
+            if by_steps or time.perf_counter() - last_save >= c.checkpoint_every_s:
                 self.save()
                 last_save = time.perf_counter()
                 log.info("checkpoint at step %d in %s", self.step, self.run_dir)

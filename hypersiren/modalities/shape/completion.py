@@ -10,13 +10,18 @@ them, there is no surface.
 - **Residuals.** The prior's first-order error at each context point `p_k` (its value there, which
   should be 0, and the difference between its gradient and the normal `n_k`) is extrapolated linearly,
   `r_k(x) = -f(p_k) + (n_k - grad f(p_k)) . (x - p_k)`, and the `neighbours` nearest points' `r_k` are
-  averaged with weights `exp(-(|x - p_k| / h)^2)`, `h` = `width` times the context's median spacing, and
-  added to the prior. Near the points the surface passes through them with their normals; where the
+  averaged with weights `exp(-(|x - p_k| / h)^2) * max(0, n_k . n_1)^agreement`, `h` = `width` times the
+  context's median spacing and `n_1` the normal of the point nearest to `x` (so that across a thin part,
+  an arm or a leg, the other side's tangent planes do not pull the surface in), and added to the prior. Near the points the surface passes through them with their normals; where the
   prior already agrees with the context nothing changes; away from all points (weights below `blend`)
   the correction fades out and the prior decides.
 - **Free space.** Every part of the surface lies within about `cut` spacings of some context point
   (the points are a sample of it), so a point farther than that from all of them is off the surface:
-  the field's magnitude there is at least `distance - cut * h`. Its sign comes from the context's
+  the field's magnitude there is at least `distance - cut * spacing`. For points spread uniformly over a
+  surface, the share of it farther than `c` median spacings from every point is about `2^(-c^2)`: 21% at
+  1.5 spacings, 6% at 2 and 0.2% at 3; a cut of 1.5 leaves some of that surface to the clamp's round caps,
+  but removes the sheets that the tangent planes, extrapolated beyond the points, make (on held-out
+  ModelNet40 people, Chamfer-L1 at 1000 points fell from 0.0139 with a cut of 3 to 0.0117). Its sign comes from the context's
   generalised winding number (`geometry.winding_number`), which is robust to sparse and noisy normals.
   This removes the surfaces the prior puts where the shape has none (an arm in another pose).
 
@@ -50,8 +55,9 @@ class CompletionConfig:
     correct: bool = True  # False: the prior's SIREN alone
     neighbours: int = 8  # context points whose residuals are spread to a query
     width: float = 1.0  # the spreading Gaussian's width, in median context spacings
+    agreement: float = 2.0  # weights times max(0, n_k . n_nearest) to this power (0: normals ignored)
     blend: float = 1e-3  # fades the correction out where the nearest weights fall below it (about 2.6 widths)
-    cut: float = 3.0  # free space begins this many median context spacings away from every point
+    cut: float = 1.5  # free space begins this many median context spacings away from every point
 
     def __post_init__(self):
         if not isinstance(self.neighbours, int) or self.neighbours < 1:
@@ -59,6 +65,8 @@ class CompletionConfig:
         for name in ("width", "blend", "cut"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"CompletionConfig: {name} must be positive, got {getattr(self, name)!r}")
+        if not self.agreement >= 0:
+            raise ValueError(f"CompletionConfig: agreement must be >= 0, got {self.agreement!r}")
 
 
 def prior_completer(model, config: CompletionConfig = CompletionConfig()) -> Completer:
@@ -101,6 +109,9 @@ def corrected_field(base: Field, context: Context, config: CompletionConfig = Co
         distances, index = tree.query(x, k=k)
         distances, index = distances.reshape(len(x), k), index.reshape(len(x), k)
         weights = np.exp(-(distances / width) ** 2)
+        if config.agreement:
+            agree = np.einsum("qkd,qd->qk", normals[index], normals[index[:, 0]])
+            weights *= np.clip(agree, 0, 1) ** config.agreement
         residual = offset[index] + np.einsum("qkd,qkd->qk", x[:, None] - points[index], slope[index])  # [Q, k]
         value = base(queries).double().cpu().numpy() + (weights * residual).sum(1) / (weights.sum(1) + config.blend)
         far = distances[:, 0] > reach  # free space: the winding number decides the side

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ...geometry import Mesh
-from ...io import load_mesh
+from ...geometry import Mesh, orient_normals
+from ...io import load_mesh, open_numpy_file
 from ...prior.modality import SPLITS, DataConfig, split_signals
 from .collection import (ShapeCollection, collect, normalise_shape, orient_outward, sample_shape,
                          shape_seed)
@@ -34,12 +34,14 @@ ZERO_NORMAL = 1e-12  # normals shorter than this cannot be normalised: an error
 class ShapeData(DataConfig):
     """A shape collection: `source` is `generated` (tori, superquadric ellipsoids and capsules), an `.npz`
     of oriented points (`points`, `normals` `[S, P, 3]`), an `.npz` of occupancy grids (`occ64` or
-    `occ128_packed`) or a folder of `.obj/.ply/.off` meshes."""
+    `occ128_packed`) or a folder of `.obj/.ply/.off` meshes. With `orient`, the normals of point files and
+    meshes are made consistent (mixed windings are common in mesh collections)."""
 
     source: str = "generated"
     points: int = 10_000  # points per shape: a random subset of a larger point file; meshes sample exactly this
     seed: int = 0  # subsets and surface samples
     count: int = 64  # shapes of the generated collection (ignored for files)
+    orient: bool = True  # make point files' and meshes' normals consistent (`geometry.orient_normals`)
 
     def __post_init__(self):
         super().__post_init__()
@@ -49,6 +51,8 @@ class ShapeData(DataConfig):
                 raise ValueError(f"ShapeData: {name} must be a positive int, got {value!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"ShapeData: seed must be an int >= 0, got {self.seed!r}")
+        if not isinstance(self.orient, bool):
+            raise ValueError(f"ShapeData: orient must be true or false, got {self.orient!r}")
 
 
 def _existing_file(path: str | os.PathLike, caller: str) -> Path:
@@ -68,17 +72,27 @@ def _count(shapes: int, limit: int | None) -> int:
     return shapes if limit is None else min(shapes, limit)
 
 
+def _orient(row: tuple[np.ndarray, np.ndarray, float], orient: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """A collection row `(shape [P, 6], centre, scale)` with its normals made consistent when `orient`."""
+    shape, centre, scale = row
+    if not orient:
+        return row
+    return np.concatenate([shape[:, :3], orient_normals(shape[:, :3], shape[:, 3:])], axis=1), centre, scale
+
+
 # ------------------------------------------------------------------------------------------ the sources
 
 
-def load_oriented_npz(path: str | os.PathLike, *, points: int, seed: int, limit: int | None = None) -> ShapeCollection:
+def load_oriented_npz(path: str | os.PathLike, *, points: int, seed: int, limit: int | None = None,
+                      orient: bool = True) -> ShapeCollection:
     """Oriented point clouds from an `.npz` with `points` and `normals` `[S, P, 3]`, optional `split` `[S]`
     (0 train / 1 test) and `names` `[S]`. Each shape keeps a random subset of `points` of its P points
-    (all, in order, when P == `points`); normals are renormalised; shapes beyond radius 1.01 are centred
-    and scaled to the unit sphere (transform recorded), the others keep centre 0 and scale 1."""
+    (all, in order, when P == `points`); normals are renormalised and, with `orient`, made consistent
+    (`geometry.orient_normals`); shapes beyond radius 1.01 are centred and scaled to the unit sphere (transform
+    recorded), the others keep centre 0 and scale 1."""
     caller = "load_oriented_npz"
     path = _existing_file(path, caller)
-    with np.load(path, allow_pickle=False) as archive:
+    with open_numpy_file(path, caller) as archive:
         cloud = _array(archive, "points", path, caller).astype(np.float64)
         normals = _array(archive, "normals", path, caller).astype(np.float64)
         split = archive["split"] if "split" in archive.files else None
@@ -115,15 +129,17 @@ def load_oriented_npz(path: str | os.PathLike, *, points: int, seed: int, limit:
             _, centre, scale = normalise_shape(cloud[index], f"{caller}: shape {index} in {path}")
         keep = rng.permutation(size)[:points] if size > points else np.arange(size)  # [points]
         unit = (cloud[index, keep] - centre) / scale
-        rows.append((np.concatenate([unit, normals[index, keep]], axis=1), centre, scale))
+        rows.append(_orient((np.concatenate([unit, normals[index, keep]], axis=1), centre, scale), orient))
     names = tuple(str(name) for name in names[:count]) if names is not None else tuple(
         f"shape_{index:03d}" for index in range(count))
     return collect(rows, names, None if split is None else split[:count])
 
 
-def load_mesh_folder(path: str | os.PathLike, *, points: int, seed: int, limit: int | None = None) -> ShapeCollection:
+def load_mesh_folder(path: str | os.PathLike, *, points: int, seed: int, limit: int | None = None,
+                     orient: bool = True) -> ShapeCollection:
     """Every `.obj/.ply/.off` mesh of a folder (sorted by name), `points` area-uniform samples each with
-    face normals (no watertightness needed), normalised to the unit sphere; names are the file stems."""
+    face normals (no watertightness or consistent winding needed: with `orient` the normals are made
+    consistent, `geometry.orient_normals`), normalised to the unit sphere; names are the file stems."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"load_mesh_folder: no folder at {path}")
@@ -131,8 +147,8 @@ def load_mesh_folder(path: str | os.PathLike, *, points: int, seed: int, limit: 
     if not files:
         raise ValueError(f"load_mesh_folder: empty mesh folder {path} (no {'/'.join(SHAPE_MESH_SUFFIXES)} files)")
     files = files[: _count(len(files), limit)]
-    rows = [sample_shape(load_mesh(file), points, shape_seed(seed, index), f"load_mesh_folder: {file}")
-            for index, file in enumerate(files)]  # load_mesh's errors name the file
+    rows = [_orient(sample_shape(load_mesh(file), points, shape_seed(seed, index), f"load_mesh_folder: {file}"),
+                    orient) for index, file in enumerate(files)]  # load_mesh's errors name the file
     return collect(rows, tuple(file.stem for file in files))
 
 
@@ -142,7 +158,7 @@ def occupancy_grids(path: Path, key: str, count: int | None) -> tuple[np.ndarray
     caller = "load_occupancy_npz"
     if key not in OCCUPANCY_KEYS:
         raise ValueError(f"{caller}: key must be one of {', '.join(OCCUPANCY_KEYS)}, got {key!r}")
-    with np.load(path, allow_pickle=False) as archive:
+    with open_numpy_file(path, caller) as archive:
         grids = _array(archive, key, path, caller)
         model_id = archive["model_id"] if "model_id" in archive.files else None
     grids = grids[:count]
@@ -192,16 +208,16 @@ def load_shapes(data: ShapeData) -> ShapeCollection:
     path = Path(data.source)
     options = dict(points=data.points, seed=data.seed, limit=data.limit)
     if path.is_dir():
-        return load_mesh_folder(path, **options)
+        return load_mesh_folder(path, orient=data.orient, **options)
     accepted = ("'generated', an .npz with points/normals or occupancy grids (occ64, occ128_packed), or a folder "
                 "of .obj/.ply/.off meshes")
     if not path.exists():
         raise FileNotFoundError(f"load_shapes: no file or folder at {path}; a shape source is {accepted}")
     if path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
+        with open_numpy_file(path, "load_shapes") as archive:
             keys = set(archive.files)
         if "points" in keys:
-            return load_oriented_npz(path, **options)
+            return load_oriented_npz(path, orient=data.orient, **options)
         for key in OCCUPANCY_KEYS:
             if key in keys:
                 return load_occupancy_npz(path, key=key, **options)
