@@ -115,7 +115,16 @@ def test_the_correction_leaves_an_exact_prior_alone_and_moves_a_wrong_one_onto_t
     probe = torch.randn(2000, 3, generator=torch.Generator().manual_seed(1))
     probe = 0.7 * probe / probe.norm(dim=1, keepdim=True)  # points of the true surface
     exact = corrected_field(sphere_field(0.7), context)(probe)
-    assert exact.abs().max() < 1e-4  # residuals and gradient errors are zero: nothing to correct
+    # residuals and gradient errors are zero: nothing to correct, and the prior is trusted up to
+    # `trusted_cut` spacings from the points; beyond that (the sampling's rare wide gaps) the field is held
+    # `distance - trusted_cut * spacing` off zero
+    from scipy.spatial import cKDTree
+
+    points = context.coords[0].numpy()
+    spacing = np.median(cKDTree(points).query(points, k=2)[0][:, 1])
+    beyond = torch.as_tensor(cKDTree(points).query(probe.numpy())[0] - CompletionConfig().trusted_cut * spacing)
+    assert exact[beyond <= 0].abs().max() < 1e-4 and (exact.abs() - beyond.clamp_min(0)).abs().max() < 1e-4
+    assert (beyond > 0).double().mean() < 0.01  # theory for uniform points: 2^(-3^2) = 0.2% of the surface
     wrong = sphere_field(0.55)  # off by 0.15 everywhere
     for ctx in (context, Context(context.coords, context.values, context.mask, None)):  # with and without normals
         fixed = corrected_field(wrong, ctx)(probe)
@@ -126,6 +135,8 @@ def test_the_correction_leaves_an_exact_prior_alone_and_moves_a_wrong_one_onto_t
     assert blob(outside) < 0 and corrected_field(blob, context)(outside) > 0
     with pytest.raises(ValueError, match="CompletionConfig: cut must be positive, got 0"):
         CompletionConfig(cut=0)
+    with pytest.raises(ValueError, match="CompletionConfig: trusted_cut must be >= cut, got 1.0 < 1.5"):
+        CompletionConfig(trusted_cut=1.0)
     with pytest.raises(ValueError, match=r"corrected_field: expected the context of one shape, coords \[1, M, 3\]"):
         corrected_field(wrong, Context(context.coords.expand(2, -1, -1), context.values.expand(2, -1, -1),
                                        context.mask.expand(2, -1), None))

@@ -17,7 +17,9 @@ them, there is no surface.
   the correction fades out and the prior decides.
 - **Free space.** Every part of the surface lies within about `cut` spacings of some context point
   (the points are a sample of it), so a point farther than that from all of them is off the surface:
-  the field's magnitude there is at least `distance - cut * spacing`. For points spread uniformly over a
+  the field's magnitude there is at least `distance - cut * spacing`. Where the prior agrees with the
+  `neighbours` nearest points (its miss there, `|f(p_k)| + spacing * |n_k - grad f(p_k)|`, well under
+  `trust` spacings), the cut widens towards `trusted_cut`, so a good prior still fills the sampling's gaps. For points spread uniformly over a
   surface, the share of it farther than `c` median spacings from every point is about `2^(-c^2)`: 21% at
   1.5 spacings, 6% at 2 and 0.2% at 3; a cut of 1.5 leaves some of that surface to the clamp's round caps,
   but removes the sheets that the tangent planes, extrapolated beyond the points, make (on held-out
@@ -57,16 +59,20 @@ class CompletionConfig:
     width: float = 1.0  # the spreading Gaussian's width, in median context spacings
     agreement: float = 2.0  # weights times max(0, n_k . n_nearest) to this power (0: normals ignored)
     blend: float = 1e-3  # fades the correction out where the nearest weights fall below it (about 2.6 widths)
-    cut: float = 1.5  # free space begins this many median context spacings away from every point
+    cut: float = 1.5  # free space begins this many median context spacings away from every point, ...
+    trusted_cut: float = 3.0  # ... or up to this many where the prior agrees with the nearby points
+    trust: float = 0.5  # the prior's error near a point (in spacings) at which that trust falls to 1/e
 
     def __post_init__(self):
         if not isinstance(self.neighbours, int) or self.neighbours < 1:
             raise ValueError(f"CompletionConfig: neighbours must be an int >= 1, got {self.neighbours!r}")
-        for name in ("width", "blend", "cut"):
+        for name in ("width", "blend", "cut", "trust"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"CompletionConfig: {name} must be positive, got {getattr(self, name)!r}")
         if not self.agreement >= 0:
             raise ValueError(f"CompletionConfig: agreement must be >= 0, got {self.agreement!r}")
+        if not self.trusted_cut >= self.cut:
+            raise ValueError(f"CompletionConfig: trusted_cut must be >= cut, got {self.trusted_cut!r} < {self.cut!r}")
 
 
 def prior_completer(model, config: CompletionConfig = CompletionConfig()) -> Completer:
@@ -101,8 +107,8 @@ def corrected_field(base: Field, context: Context, config: CompletionConfig = Co
     points, normals, offset, slope = (t.double().cpu().numpy() for t in (coords, normals, -values, normals - gradients))
     tree = cKDTree(points)
     spacing = max(float(np.median(tree.query(points, k=2)[0][:, 1])), 1e-6)
-    width, reach = config.width * spacing, config.cut * spacing
-    k = min(config.neighbours, len(points))
+    width, k = config.width * spacing, min(config.neighbours, len(points))
+    error = np.abs(offset) + spacing * np.linalg.norm(slope, axis=1)  # [M] the prior's miss at each point
 
     def field(queries: Tensor) -> Tensor:
         x = queries.double().cpu().numpy()
@@ -114,11 +120,13 @@ def corrected_field(base: Field, context: Context, config: CompletionConfig = Co
             weights *= np.clip(agree, 0, 1) ** config.agreement
         residual = offset[index] + np.einsum("qkd,qkd->qk", x[:, None] - points[index], slope[index])  # [Q, k]
         value = base(queries).double().cpu().numpy() + (weights * residual).sum(1) / (weights.sum(1) + config.blend)
+        trust = np.exp(-(error[index].mean(1) / (config.trust * spacing)) ** 2)  # [Q] 1: the prior fits here
+        reach = spacing * (config.cut + (config.trusted_cut - config.cut) * trust)
         far = distances[:, 0] > reach  # free space: the winding number decides the side
         if far.any():
-            nearest = distances[far, 0]
+            beyond = distances[far, 0] - reach[far]
             inside = np.abs(winding_number(points, normals, x[far])) > 0.5
-            value[far] = np.where(inside, np.minimum(value[far], reach - nearest), np.maximum(value[far], nearest - reach))
+            value[far] = np.where(inside, np.minimum(value[far], -beyond), np.maximum(value[far], beyond))
         return torch.as_tensor(value, dtype=queries.dtype, device=queries.device)
 
     return field
