@@ -3,14 +3,24 @@
 Numerics only (float64 tensors in, no model): `principal_components` picks the Gram matrix or a chunked
 covariance by the collection's shape; `probabilistic_pca` turns the top components into the mean and
 scaled basis of a PPCA model (Tipping and Bishop), the targets a basis prior starts from.
+
+Collections larger than memory, or spread over processes: `Moments` accumulates the count, sum and
+scatter of signals chunk by chunk (from memory-mapped shards, a folder, ...) and sums them over the
+processes of a `torch.distributed` group; `streamed_principal_components(chunks, count)` gives what
+`principal_components` gives for their concatenation, with the top eigenpairs by `top_eigenpairs`: a
+dense `eigh` for small covariances, randomized subspace iteration (Halko, Martinsson and Tropp 2011)
+beyond `DENSE_LIMIT` values per signal (64x64 RGB images have 12,288).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+DENSE_LIMIT = 4096  # values per signal up to which `top_eigenpairs` uses a dense eigendecomposition
 
 
 def principal_components(flat: Tensor, count: int, chunk: int = 4096) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -35,6 +45,106 @@ def principal_components(flat: Tensor, count: int, chunk: int = 4096) -> tuple[T
         eigenvalues, vectors = eigenvalues.flip(0)[:count], vectors.flip(1)[:, :count]
         total = scatter.diagonal().sum()
     return eigenvalues / (n - 1), vectors, mean, total / (n - 1)
+
+
+class Moments:
+    """Running count, sum and scatter of signals `[n, D]`, in float64, shifted by the first chunk's mean
+    (so that sums of squares do not lose the spread to a large mean). `add` chunks in any order and any
+    size; `all_reduce` sums them over the processes of the default `torch.distributed` group (each
+    process adds its own share of the signals; every process must have added a first chunk, which fixes
+    the shift, and the shifts are made common first)."""
+
+    def __init__(self, dim: int, device: torch.device | str = "cpu"):
+        self.count = 0
+        self.shift: Tensor | None = None  # [D]
+        self.sum = torch.zeros(dim, dtype=torch.float64, device=device)  # of x - shift
+        self.scatter = torch.zeros(dim, dim, dtype=torch.float64, device=device)  # of (x - shift)(x - shift)^T
+
+    def add(self, chunk: Tensor) -> "Moments":
+        if chunk.dim() != 2 or chunk.shape[1] != self.sum.shape[0]:
+            raise ValueError(f"Moments.add: expected a chunk [n, {self.sum.shape[0]}], got {tuple(chunk.shape)}")
+        if not torch.isfinite(chunk).all():
+            raise ValueError("Moments.add: the chunk holds NaN or inf")
+        chunk = chunk.to(self.sum.device, torch.float64)
+        if self.shift is None:
+            self.shift = chunk.mean(0)
+        centred = chunk - self.shift
+        self.count += chunk.shape[0]
+        self.sum += centred.sum(0)
+        self.scatter.addmm_(centred.T, centred)
+        return self
+
+    def all_reduce(self) -> "Moments":
+        """Sum over the processes (a no-op without an initialised `torch.distributed` group)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self
+        if self.shift is None:
+            raise ValueError("Moments.all_reduce: this process added no signals")
+        shift = self.shift.clone()
+        dist.all_reduce(shift)
+        shift /= dist.get_world_size()
+        self._reshift(shift)
+        count = torch.tensor([float(self.count)], dtype=torch.float64, device=self.sum.device)
+        for tensor in (count, self.sum, self.scatter):
+            dist.all_reduce(tensor)
+        self.count = int(count.item())
+        return self
+
+    def _reshift(self, shift: Tensor) -> None:
+        """Express the moments about `shift` instead of `self.shift` (exact: a rank-two update)."""
+        delta = self.shift - shift  # x - shift = (x - self.shift) + delta
+        self.scatter += torch.outer(self.sum, delta) + torch.outer(delta, self.sum) + self.count * torch.outer(delta, delta)
+        self.sum += self.count * delta
+        self.shift = shift
+
+    def covariance(self) -> tuple[Tensor, Tensor]:
+        """The mean `[D]` and the sample covariance `[D, D]` (divided by n - 1)."""
+        if self.count < 2:
+            raise ValueError(f"Moments.covariance: need at least 2 signals, got {self.count}")
+        centre = self.sum / self.count
+        covariance = (self.scatter - self.count * torch.outer(centre, centre)) / (self.count - 1)
+        return self.shift + centre, covariance
+
+
+def top_eigenpairs(matrix: Tensor, count: int, *, method: str = "auto", oversample: int = 16, iterations: int = 6,
+                   seed: int = 0) -> tuple[Tensor, Tensor]:
+    """The `count` largest eigenvalues `[K]` and eigenvectors `[D, K]` of a symmetric positive semi-definite
+    `matrix [D, D]`. `method`: "dense" (`torch.linalg.eigh`), "randomized" (subspace iteration on
+    `count + oversample` random directions, `iterations` passes, each re-orthonormalised; accurate where
+    the spectrum falls off past the top `count`), or "auto" (dense up to `DENSE_LIMIT`)."""
+    dim = matrix.shape[0]
+    if method not in ("auto", "dense", "randomized"):
+        raise ValueError(f"top_eigenpairs: method must be auto, dense or randomized, got {method!r}")
+    if not 1 <= count <= dim:
+        raise ValueError(f"top_eigenpairs: count must be in [1, {dim}], got {count}")
+    if method == "dense" or (method == "auto" and dim <= DENSE_LIMIT) or count + oversample >= dim:
+        eigenvalues, vectors = torch.linalg.eigh(matrix)
+        return eigenvalues.flip(0)[:count], vectors.flip(1)[:, :count]
+    generator = torch.Generator(device=matrix.device).manual_seed(seed)
+    basis = torch.randn(dim, count + oversample, generator=generator, dtype=matrix.dtype, device=matrix.device)
+    for _ in range(iterations):
+        basis = torch.linalg.qr(matrix @ basis).Q
+    eigenvalues, small = torch.linalg.eigh(basis.T @ matrix @ basis)  # the matrix on the found subspace
+    return eigenvalues.flip(0)[:count], (basis @ small).flip(1)[:, :count]
+
+
+def streamed_principal_components(chunks: Iterable[Tensor], count: int, *, method: str = "auto",
+                                  distributed: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """`principal_components` of the concatenated `chunks` (each `[n_i, D]`; over all processes of the
+    `torch.distributed` group when `distributed` and one is initialised, each process streaming its share),
+    holding one chunk and the `D x D` scatter at a time. Eigenvectors match up to sign."""
+    moments: Moments | None = None
+    for chunk in chunks:
+        moments = (moments or Moments(chunk.shape[-1], chunk.device)).add(chunk.reshape(chunk.shape[0], -1))
+    if moments is None:
+        raise ValueError("streamed_principal_components: no chunks")
+    if distributed:
+        moments.all_reduce()
+    mean, covariance = moments.covariance()
+    eigenvalues, vectors = top_eigenpairs(covariance, count, method=method)
+    return eigenvalues, vectors, mean, covariance.diagonal().sum()
 
 
 
