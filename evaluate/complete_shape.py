@@ -24,7 +24,7 @@ import dataclasses
 from pathlib import Path
 
 import hypersiren  # noqa: F401  (registers the modalities)
-from hypersiren.config import run_main
+from hypersiren.config import positive_int, random_seed, run_main
 from hypersiren.devices import resolve_device
 from hypersiren.figures import save_png
 from hypersiren.modalities.shape.completion import CompletionConfig, prior_completer
@@ -90,11 +90,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-normals", action="store_true", help="the context has points only")
     parser.add_argument("--no-correct", action="store_true",
                         help="the prior's SIREN alone, not corrected to the context")
-    parser.add_argument("--resolution", type=int, default=MESH_RESOLUTION, help="marching-cubes grid size")
+    parser.add_argument("--resolution", type=positive_int, default=MESH_RESOLUTION, help="marching-cubes grid size")
     parser.add_argument("--views", type=int, default=3, help="azimuths per panel, evenly spaced")
     parser.add_argument("--size", type=int, default=128, help="pixels of each view (square)")
     parser.add_argument("--up", choices=("x", "y", "z"), default=VIEW["up"], help="the shapes' up axis in the figure")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the context points")
+    parser.add_argument("--seed", type=random_seed, default=0, help="seed of the context points")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, ... (default: CUDA when present)")
     parser.add_argument("--out", required=True, help="folder for completion.png and the .ply meshes")
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 import hypersiren  # noqa: F401  (registers the modalities)
-from hypersiren.config import run_main
+from hypersiren.config import non_negative_int, positive_float, positive_int, random_seed, run_main
 from hypersiren.devices import resolve_device
 from hypersiren.prior.commands import evaluate_prior
 
@@ -33,12 +33,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cnp", default=None, metavar="CKPT",
                         help="a CNP checkpoint (train_prior.py --preset cnp_tiny|cnp, same data) for a baseline row")
     parser.add_argument("--data", default=None, help="signals to score (default: the run's held-out signals)")
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N signals")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the context points")
+    parser.add_argument("--limit", type=positive_int, default=None, help="score only the first N signals")
+    parser.add_argument("--seed", type=random_seed, default=0, help="seed of the context points")
     parser.add_argument("--residual", action="store_true",
                         help="add the context residuals, spread by the modality, to the prior's prediction")
-    parser.add_argument("--refine-steps", type=int, default=0, help="Adam steps on the context points per signal")
-    parser.add_argument("--refine-lr", type=float, default=1e-2)
+    parser.add_argument("--refine-steps", type=non_negative_int, default=0,
+                        help="Adam steps on the context points per signal")
+    parser.add_argument("--refine-lr", type=positive_float, default=1e-2)
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, ... (default: CUDA when present)")
     parser.add_argument("--out", required=True, help="FILE.json; the tables go to FILE.md")
     return parser.parse_args(argv)

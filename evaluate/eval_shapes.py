@@ -24,7 +24,7 @@ import dataclasses
 from pathlib import Path
 
 import hypersiren  # noqa: F401  (registers the modalities)
-from hypersiren.config import run_main
+from hypersiren.config import non_negative_float, positive_int, random_seed, run_main
 from hypersiren.devices import resolve_device
 from hypersiren.modalities.shape import ShapeModality
 from hypersiren.modalities.shape.completion import CompletionConfig, FitConfig, fitted_completer, prior_completer
@@ -79,20 +79,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", required=True, help="a shape prior (train_prior.py --preset shapes*)")
     parser.add_argument("--paper", default=None, metavar="CKPT", help="a shapes_paper checkpoint for its row")
     parser.add_argument("--data", default=None, help="shapes to score (default: the run's own data)")
-    parser.add_argument("--context", type=int, nargs="+", default=[100, 300, 1000], help="context sizes M")
+    parser.add_argument("--context", type=positive_int, nargs="+", default=[100, 300, 1000], help="context sizes M")
     parser.add_argument("--no-normals", action="store_true", help="the context has points only")
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N test shapes")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the context points")
-    parser.add_argument("--resolution", type=int, default=MESH_RESOLUTION, help="marching-cubes grid size")
-    parser.add_argument("--fit-seconds", type=float, default=20.0,
+    parser.add_argument("--limit", type=positive_int, default=None, help="score only the first N test shapes")
+    parser.add_argument("--seed", type=random_seed, default=0, help="seed of the context points")
+    parser.add_argument("--resolution", type=positive_int, default=MESH_RESOLUTION, help="marching-cubes grid size")
+    parser.add_argument("--fit-seconds", type=non_negative_float, default=20.0,
                         help="training time of the single-SIREN baseline per shape and M (0: no such row)")
     parser.add_argument("--meshes", default=None, metavar="DIR", help="write DIR/context{M}/{index:03d}.ply")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, ... (default: CUDA when present)")
     parser.add_argument("--out", required=True, help="FILE.json; the tables go to FILE.md")
-    args = parser.parse_args(argv)
-    if any(m < 1 for m in args.context) or (args.limit is not None and args.limit < 1):
-        parser.error(f"--context sizes and --limit must be positive, got {args.context} and {args.limit}")
-    return args
+    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":

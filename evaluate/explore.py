@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 import hypersiren as hs
-from hypersiren.config import run_main
+from hypersiren.config import finite_float, non_negative_float, positive_int, random_seed, run_main
 from hypersiren.devices import resolve_device
 from hypersiren.figures import save_png, tile, upsample_nearest
 from hypersiren.latent import (
@@ -251,15 +251,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="which of the run's images (default train; not with --data)")
     common.add_argument("--context", type=context_size, default=None, metavar="full|K",
                         help="context pixels per image for encoding (default: full, all of them)")
-    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--seed", type=random_seed, default=0)
     common.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, ... (default: CUDA when present)")
     common.add_argument("--out", required=True)
     encoding = argparse.ArgumentParser(add_help=False)  # commands that encode a whole data set
-    encoding.add_argument("--batch-size", type=int, default=64, help="images encoded at a time")
+    encoding.add_argument("--batch-size", type=positive_int, default=64, help="images encoded at a time")
     from_file = argparse.ArgumentParser(add_help=False, parents=[encoding])
     from_file.add_argument("--latents", default=None, help="a latents file from `encode` (default: encode now)")
     render = argparse.ArgumentParser(add_help=False)
-    render.add_argument("--size", type=int, default=64, help="render resolution of each panel")
+    render.add_argument("--size", type=positive_int, default=64, help="render resolution of each panel")
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -268,30 +268,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--pair", type=int, nargs=2, default=(0, 1), metavar=("I", "J"), help="two image indices")
     group.add_argument("--images", nargs=2, metavar=("A", "B"), help="two image files instead")
-    p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--amplify", type=float, default=10.0, help="gain of the difference row")
+    p.add_argument("--steps", type=positive_int, default=8)
+    p.add_argument("--amplify", type=finite_float, default=10.0, help="gain of the difference row")
     p = sub.add_parser("sample", parents=[common, from_file, render],
                        help="new signals from a Gaussian or PCA fit -> PNG grid")
-    p.add_argument("--count", type=int, default=16)
-    p.add_argument("--temperature", type=float, default=1.0, help="scales the standard deviation (0: the mean)")
+    p.add_argument("--count", type=positive_int, default=16)
+    p.add_argument("--temperature", type=non_negative_float, default=1.0,
+                   help="scales the standard deviation (0: the mean)")
     p.add_argument("--fit", choices=("gaussian", "pca"), default="gaussian")
-    p.add_argument("--components", type=int, default=None, help="principal components kept by --fit pca (default all)")
+    p.add_argument("--components", type=positive_int, default=None,
+                   help="principal components kept by --fit pca (default all)")
     p.add_argument("--columns", type=int, default=8)
     p = sub.add_parser("directions", parents=[common, from_file, render],
                        help="decodes along the leading principal directions -> PNG")
-    p.add_argument("--components", type=int, default=4, help="directions shown, one row each")
-    p.add_argument("--sigmas", type=float, nargs="+", default=list(hs.latent.SIGMAS), help="standard deviations")
+    p.add_argument("--components", type=positive_int, default=4, help="directions shown, one row each")
+    p.add_argument("--sigmas", type=finite_float, nargs="+", default=list(hs.latent.SIGMAS), help="standard deviations")
     p = sub.add_parser("neighbours", parents=[common, from_file, render],
                        help="samples next to their nearest training signals -> PNG (+ JSON)")
-    p.add_argument("--count", type=int, default=4)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--k", type=int, default=5, help="nearest training signals per sample")
+    p.add_argument("--count", type=positive_int, default=4)
+    p.add_argument("--temperature", type=non_negative_float, default=1.0)
+    p.add_argument("--k", type=positive_int, default=5, help="nearest training signals per sample")
     p = sub.add_parser("export", parents=[common],
                        help="one predicted SIREN -> a plain Siren file (+ PNG, + the adapter's extras, e.g. a mesh)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--index", type=int, default=0, help="image index in the split")
     group.add_argument("--image", default=None, help="an image file instead")
-    p.add_argument("--size", type=int, default=None, help="also render FILE.png at this resolution")
+    p.add_argument("--size", type=positive_int, default=None, help="also render FILE.png at this resolution")
     sub.add_parser("projector", parents=[common, from_file], help="TensorBoard embedding projector -> LOGDIR")
     return parser.parse_args(argv)
 

@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 import hypersiren  # noqa: F401  (registers the modalities)
-from hypersiren.config import run_main
+from hypersiren.config import non_negative_int, positive_int, random_seed, run_main
 from hypersiren.devices import resolve_device
 from hypersiren.modalities.image import load_images
 from hypersiren.modalities.image.inpaint import MASKS, inpaint_figure
@@ -43,16 +43,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--image", default=None, help="an image file or collection (default: the run's held-out images)")
-    parser.add_argument("--count", type=int, default=4, help="how many images")
-    parser.add_argument("--context", type=int, default=100, help="number of known pixels for --mask random")
+    parser.add_argument("--count", type=positive_int, default=4, help="how many images")
+    parser.add_argument("--context", type=positive_int, default=100,
+                        help="number of known pixels for --mask random")
     parser.add_argument("--mask", choices=MASKS, default="random")
     parser.add_argument("--residual", action="store_true", help="pass the completion through the known pixels "
                         "(interpolated context residuals added)")
-    parser.add_argument("--refine-steps", type=int, default=0, help="Adam steps on the known pixels per image")
+    parser.add_argument("--refine-steps", type=non_negative_int, default=0,
+                        help="Adam steps on the known pixels per image")
     parser.add_argument("--uncertainty", action="store_true", help="add a panel of the posterior standard "
                         "deviation of the completion (priors with encoder='posterior'), scaled to its maximum")
-    parser.add_argument("--size", type=int, default=128, help="output resolution of each panel")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=positive_int, default=128, help="output resolution of each panel")
+    parser.add_argument("--seed", type=random_seed, default=0)
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, ... (default: CUDA when present)")
     parser.add_argument("--out", required=True, help="FILE.png")
     return parser.parse_args(argv)

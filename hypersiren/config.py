@@ -1,7 +1,8 @@
 """Command-line support: overrides of dataclass configs (`--set section.field=value` or `--set field=value`),
-and `run_main`, which ends a script on bad input with one message and exit status 2.
+`run_main`, which ends a script on bad input with one message and exit status 2, and argparse types for the
+scripts' numeric options (`positive_int`, `random_seed`, `positive_float`, ...) that refuse out-of-range values.
 
-Values are read by the field's annotated type: `int`, `float` (ints accepted), `bool`
+Values are read by the field's annotated type: `int` (64-bit), `float` (finite; ints accepted), `bool`
 (`true/false/1/0/yes/no`), `str` (taken as written), `X | None` (`None`/`none`/`null` for None),
 `Literal[...]`, and `tuple[...]`/`list[...]` written as Python literals (`(1, 2, 3)`). Unknown
 names get a close-match hint. The new configs are built with `dataclasses.replace`, so each
@@ -17,6 +18,7 @@ import argparse
 import ast
 import dataclasses
 import difflib
+import math
 import sys
 import types
 import typing
@@ -26,9 +28,11 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from .runs import Interrupted
 
-__all__ = ["apply_overrides", "parse_field_overrides", "parse_overrides", "run_main"]
+__all__ = ["apply_overrides", "parse_field_overrides", "parse_overrides", "run_main",
+           "finite_float", "non_negative_float", "non_negative_int", "positive_float", "positive_int", "random_seed"]
 
 _NONE = ("None", "none", "null")
+_INT64 = 2**63  # int fields take values in [-_INT64, _INT64): what torch holds (seeds, counts)
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -76,9 +80,12 @@ def _read(text: str, annotation) -> Any:
         return _BOOLS[text.strip().lower()]
     if annotation in (int, float):
         try:
-            return annotation(text.strip())
+            value = annotation(text.strip())
         except ValueError:
             raise _Mismatch from None
+        if not (-_INT64 <= value < _INT64 if annotation is int else math.isfinite(value)):
+            raise _Mismatch  # an int beyond 64 bits (what torch holds), a float NaN or inf
+        return value
     if origin in (tuple, list) or annotation in (tuple, list):
         value = _safe_literal(text)
         if not isinstance(value, (tuple, list)):
@@ -100,7 +107,7 @@ def _read(text: str, annotation) -> Any:
 def _safe_literal(text: str) -> Any:
     try:
         return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # TypeError: `{[1]: 2}`
         return _Mismatch  # a sentinel no field value equals
 
 
@@ -113,6 +120,8 @@ def _fields(cls: type) -> dict[str, Any]:
 
 
 def _split(pair: str, where: str) -> tuple[str, str]:
+    if not isinstance(pair, str):
+        raise TypeError(f"{where}: expected KEY=VALUE strings, got {pair!r}")
     key, sep, text = pair.partition("=")
     if not sep or not key.strip():
         raise ValueError(f"{where}: expected KEY=VALUE, got {pair!r}")
@@ -192,3 +201,42 @@ def run_main(main: Callable[[argparse.Namespace], Any], args: argparse.Namespace
     except (ValueError, OSError, FloatingPointError) as error:
         print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+# --- argparse `type=` functions for the scripts' numeric options: a bad value is argparse's usage error ----
+
+SEED_LIMIT = 2**32  # seeds are ints in [0, SEED_LIMIT): derived seeds (seed * stride + index) stay in 64 bits
+
+
+def _argument(text: str, kind: type, ok: Callable[[Any], bool], what: str) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _argument(text, int, lambda value: value >= 1, "a positive int")
+
+
+def non_negative_int(text: str) -> int:
+    return _argument(text, int, lambda value: value >= 0, "an int >= 0")
+
+
+def random_seed(text: str) -> int:
+    return _argument(text, int, lambda value: 0 <= value < SEED_LIMIT, f"a seed, an int in [0, {SEED_LIMIT})")
+
+
+def finite_float(text: str) -> float:
+    return _argument(text, float, math.isfinite, "a finite number")
+
+
+def positive_float(text: str) -> float:
+    return _argument(text, float, lambda value: math.isfinite(value) and value > 0, "a positive number")
+
+
+def non_negative_float(text: str) -> float:
+    return _argument(text, float, lambda value: math.isfinite(value) and value >= 0, "a number >= 0")

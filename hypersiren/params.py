@@ -13,6 +13,7 @@ that knows this layout.
 
 from __future__ import annotations
 
+import operator
 from typing import NamedTuple, Sequence
 
 import torch
@@ -102,6 +103,9 @@ class SirenParams(NamedTuple):
 
         The returned tensors are views of `flat`, so gradients flow back into it.
         """
+        if not isinstance(flat, Tensor):
+            raise TypeError(f"SirenParams.unflatten: expected flat as a tensor, got {type(flat).__name__}")
+        layer_shapes = _checked_shapes(layer_shapes, "SirenParams.unflatten")
         expected = num_params(layer_shapes)
         if flat.dim() < 1 or flat.shape[-1] != expected:
             raise ValueError(
@@ -143,6 +147,22 @@ def stack_params(modules: Sequence[torch.nn.Module]) -> SirenParams:
     weights = tuple(torch.cat([p.weights[i] for p in per_module]) for i in range(depth))
     biases = tuple(torch.cat([p.biases[i] for p in per_module]) for i in range(depth))
     return SirenParams(weights, biases)
+
+
+def _checked_shapes(layer_shapes, caller: str) -> LayerShapes:
+    """`layer_shapes` as a tuple of `(out, in)` pairs of positive ints that chain (each layer takes the
+    previous one's outputs); TypeError (not pairs of ints) or ValueError naming `caller` otherwise."""
+    try:
+        shapes = tuple((operator.index(out), operator.index(inp)) for out, inp in layer_shapes)
+    except (TypeError, ValueError):  # not iterable, not pairs, not ints
+        raise TypeError(f"{caller}: expected layer shapes ((out, in), ...) of ints, got {layer_shapes!r}") from None
+    if not shapes or any(out < 1 or inp < 1 for out, inp in shapes):
+        raise ValueError(f"{caller}: expected at least one layer and positive sizes, got layer shapes {shapes}")
+    for i in range(1, len(shapes)):
+        if shapes[i][1] != shapes[i - 1][0]:
+            raise ValueError(f"{caller}: layer {i} takes {shapes[i][1]} inputs but layer {i - 1} gives "
+                             f"{shapes[i - 1][0]} outputs, in layer shapes {shapes}")
+    return shapes
 
 
 def _fmt(batch: torch.Size) -> str:

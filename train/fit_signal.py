@@ -11,6 +11,8 @@ is the SIREN paper's recipe for the task, `default` the project's faster one; `-
 overrides any `FitConfig` field. `--device` picks where it runs (default `auto`: CUDA where there is
 a GPU, else the CPU). The run folder gets config.json, TensorBoard events, siren.pt, the
 output (reconstruction.png / .wav / .mp4, mesh.ply, field.png) and metrics.json.
+Bad input (a file that cannot be read, an unknown `--set` field, an out-of-range option) ends it with one
+`error:` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -19,28 +21,21 @@ import argparse
 import json
 import logging
 
-from hypersiren.config import parse_field_overrides, run_main
+from hypersiren.config import parse_field_overrides, positive_float, positive_int, run_main
 from hypersiren.devices import resolve_device
 from hypersiren.fitting import FIT_PRESETS, TASKS, FitConfig, fit_signal, preset_config
 
 
 def main(args: argparse.Namespace) -> dict:
-    try:
-        overrides = parse_field_overrides(args.set, FitConfig)
-    except ValueError as error:
-        raise SystemExit(f"--set: {error}") from None
+    overrides = parse_field_overrides(args.set, FitConfig)  # bad ones: ValueError, exit status 2 by run_main
+    if "task" in overrides:
+        raise ValueError(f"--set task={overrides['task']}: choose the task with --task, not --set")
     if args.steps is not None:
         overrides["steps"] = args.steps
-    try:
-        device = resolve_device(args.device)
-    except ValueError as error:
-        raise SystemExit(f"--device: {error}") from None
-    try:
-        config = preset_config(args.task, args.preset, **overrides)
-    except ValueError as error:
-        raise SystemExit(f"--set: {error}") from None
-    metrics = fit_signal(config, args.out, source=args.source, second_source=args.second_source, device=device,
-                         time_budget_s=args.time_budget, overwrite=args.overwrite, preset=args.preset)
+    config = preset_config(args.task, args.preset, **overrides)
+    metrics = fit_signal(config, args.out, source=args.source, second_source=args.second_source,
+                         device=resolve_device(args.device), time_budget_s=args.time_budget,
+                         overwrite=args.overwrite, preset=args.preset)
     shown = {k: v for k, v in metrics.items() if k != "outputs"}
     print(json.dumps(shown))
     print(f"wrote {', '.join(metrics['outputs'])} to {args.out}")
@@ -55,8 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--second-input", dest="second_source", metavar="FILE", help="poisson_blend: the second image (default: astronaut)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (CUDA if available, else CPU)")
     parser.add_argument("--preset", default="default", choices=sorted({p for t in FIT_PRESETS.values() for p in t}))
-    parser.add_argument("--steps", type=int, help="training steps (default: the preset's)")
-    parser.add_argument("--time-budget", type=float, help="stop after this many seconds of training")
+    parser.add_argument("--steps", type=positive_int, help="training steps (default: the preset's)")
+    parser.add_argument("--time-budget", type=positive_float, help="stop after this many seconds of training")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a FitConfig field, e.g. --set lr=5e-4 --set hidden_dim=128")
     parser.add_argument("--out", required=True, help="run folder")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import existing_file, finite_samples
+from ._files import error_text, existing_file, finite_samples
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +30,19 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     path = existing_file(path, "load_audio")
     try:
         rate, samples = wavfile.read(path)
-    except (ValueError, EOFError, OSError) as error:
-        raise ValueError(f"load_audio: cannot read {path} as a wav file ({error})") from error
+    except Exception as error:  # scipy raises several types for a bad file: ValueError, EOFError, struct.error, ...
+        raise ValueError(f"load_audio: cannot read {path} as a wav file ({error_text(error)})") from error
+    finite_samples(samples, path, "load_audio")  # no samples or channels, NaN, inf or beyond float32
+    if rate < 1:
+        raise ValueError(f"load_audio: {path} has a sample rate of {rate} Hz")
     if np.issubdtype(samples.dtype, np.integer):
         info = np.iinfo(samples.dtype)
         middle, half_range = (info.max + 1 + info.min) / 2, (info.max - info.min + 1) / 2  # uint8: 128, 128
         samples = (samples.astype(np.float64) - middle) / half_range
-    samples = samples.astype(np.float32)
     if samples.ndim == 2:
         log.info("load_audio: %s has %d channels; mixing them down to mono", path, samples.shape[1])
-        samples = samples.mean(1)
-    return finite_samples(samples, path, "load_audio"), int(rate)
+        samples = samples.mean(1, dtype=np.float64)
+    return samples.astype(np.float32), int(rate)
 
 
 def save_audio(path: str | os.PathLike, samples: np.ndarray, rate: int) -> Path:

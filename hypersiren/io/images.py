@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._files import open_numpy_file
+from ._files import error_text, open_numpy_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 CELEBA_SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -31,7 +31,7 @@ def load_image_array(path: str | os.PathLike, key: str = "images") -> np.ndarray
         if path.suffix == ".npz" and key not in loaded:
             raise ValueError(f"load_image_array: {path} has no array {key!r}; it has {sorted(loaded.files)}")
         images = loaded[key] if path.suffix == ".npz" else loaded
-    return _checked(images, str(path))
+    return _checked(images, f"load_image_array: {path}")
 
 
 def load_image_folder(path: str | os.PathLike, limit: int | None = None) -> np.ndarray:
@@ -43,11 +43,7 @@ def load_image_folder(path: str | os.PathLike, limit: int | None = None) -> np.n
     if not files:
         raise ValueError(f"load_image_folder: no {'/'.join(IMAGE_SUFFIXES)} files in {path}")
     images = [read_pixels(f, where="load_image_folder") for f in files]
-    sizes = {im.shape for im in images}
-    if len(sizes) > 1:
-        raise ValueError(f"load_image_folder: images in {path} differ in size ({sorted(sizes)[:3]}...); "
-                         "resize them to one size first")
-    return np.stack(images)
+    return _stacked(images, f"load_image_folder: images in {path}")
 
 
 def load_celeba(root: str | os.PathLike, split: str = "train", limit: int | None = None) -> np.ndarray:
@@ -63,14 +59,36 @@ def load_celeba(root: str | os.PathLike, split: str = "train", limit: int | None
                 f"load_celeba: missing {needed}; expected CelebA's aligned layout (img_align_celeba/ and "
                 "list_eval_partition.txt) under the root folder"
             )
-    names = [line.split()[0] for line in partition.read_text().splitlines()
-             if line.strip() and int(line.split()[1]) == CELEBA_SPLITS[split]][:limit]
+    names = [name for name, part in _partition(partition) if part == CELEBA_SPLITS[split]][:limit]
+    if not names:
+        raise ValueError(f"load_celeba: {partition} lists no {split} images")
     images = []
     for name in names:
         file = folder / name
         if not file.is_file():
             raise FileNotFoundError(f"load_celeba: {file} is listed in {partition.name} but missing")
         images.append(read_pixels(file, where="load_celeba"))
+    return _stacked(images, f"load_celeba: images in {folder}")
+
+
+def _partition(path: Path) -> list[tuple[str, int]]:
+    """`(file name, split)` per line of CelebA's `list_eval_partition.txt`."""
+    rows = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        fields = line.split()
+        if fields and (len(fields) != 2 or fields[1] not in ("0", "1", "2")):
+            raise ValueError(f"load_celeba: line {number} of {path} reads {line!r}; expected a file name and its "
+                             "split 0, 1 or 2, as in '000001.jpg 0'")
+        if fields:
+            rows.append((fields[0], int(fields[1])))
+    return rows
+
+
+def _stacked(images: list[np.ndarray], where: str) -> np.ndarray:
+    """Images `[H, W, C]` of one size as `[N, H, W, C]`; ValueError naming `where` when their sizes differ."""
+    sizes = {image.shape for image in images}
+    if len(sizes) > 1:
+        raise ValueError(f"{where} differ in size ({sorted(sizes)[:3]}...); resize them to one size first")
     return np.stack(images)
 
 
@@ -114,20 +132,25 @@ def read_pixels(path: str | os.PathLike, *, grey: bool | None = False, where: st
         with Image.open(path) as image:
             one_channel = image.mode in GREY_MODES if grey is None else grey
             pixels = np.array(image.convert("L" if one_channel else "RGB"))  # a writable copy, for torch
-    except (OSError, ValueError) as error:  # Pillow's UnidentifiedImageError is an OSError
-        raise ValueError(f"{where}: cannot read image file {path} as an image ({error})") from error
+    except Exception as error:  # Pillow raises several types for bad files: OSError, SyntaxError, DecompressionBomb
+        raise ValueError(f"{where}: cannot read image file {path} as an image ({error_text(error)})") from error
     return pixels[..., None] if one_channel else pixels
 
 
 def _checked(images: np.ndarray, where: str) -> np.ndarray:
+    if not isinstance(images, np.ndarray):
+        raise TypeError(f"{where}: expected images as a numpy array, got {type(images).__name__}")
     if images.ndim == 3:  # [N, H, W]: grey
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"{where}: expected images [N, H, W, C] with C = 1 or 3, got shape {images.shape}")
     if images.dtype != np.uint8:
-        raise ValueError(f"{where}: expected uint8 pixel values, got {images.dtype}")
+        hint = " (from floats in [0, 1]: (images * 255).round().astype(np.uint8))" if images.dtype.kind == "f" else ""
+        raise ValueError(f"{where}: expected uint8 pixel values, got {images.dtype}{hint}")
     if images.shape[0] == 0:
         raise ValueError(f"{where}: no images")
+    if images.shape[1] == 0 or images.shape[2] == 0:
+        raise ValueError(f"{where}: expected images of at least 1x1 pixels, got shape {images.shape}")
     return images
 
 

@@ -7,13 +7,14 @@ points by `hypersiren.geometry.sample_surface` (uniform by area, face normals), 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..geometry.meshing import Mesh
 from ..geometry.sampling import sample_surface
-from ._files import existing_file, finite_samples, open_numpy_file
+from ._files import error_text, existing_file, finite_samples, open_numpy_file, real_numbers
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl")
 MESH_SAMPLES = 100_000  # points `load_oriented_points` draws from a mesh
@@ -30,12 +31,17 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
         raise ValueError(f"load_mesh: expected a {'/'.join(MESH_SUFFIXES)} file, got {path}")
     try:
         mesh = trimesh.load(path, force="mesh", process=False)
+        vertices = np.asarray(getattr(mesh, "vertices", np.zeros((0, 3))), dtype=np.float64)  # [V, 3]
+        faces = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), dtype=np.int64)  # [F, 3]
     except Exception as error:  # trimesh raises many exception types for malformed files
-        raise ValueError(f"load_mesh: cannot read {path} as a mesh ({error})") from error
-    if len(mesh.faces) == 0:
+        raise ValueError(f"load_mesh: cannot read {path} as a mesh ({error_text(error)})") from error
+    if len(faces) == 0:
         raise ValueError(f"load_mesh: {path} has no faces")
-    vertices = finite_samples(np.asarray(mesh.vertices, dtype=np.float64), path, "load_mesh")
-    return Mesh(vertices.astype(np.float32), np.asarray(mesh.faces, dtype=np.int64))
+    finite_samples(vertices, path, "load_mesh")
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise ValueError(f"load_mesh: faces of {path} index vertices {faces.min()} to {faces.max()}, but it has "
+                         f"{len(vertices)} vertices")
+    return Mesh(vertices.astype(np.float32), faces)
 
 
 def load_oriented_points(path: str | os.PathLike, *, samples: int = MESH_SAMPLES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -51,18 +57,28 @@ def load_oriented_points(path: str | os.PathLike, *, samples: int = MESH_SAMPLES
     path = existing_file(path, "load_oriented_points")
     suffix = path.suffix.lower()
     if suffix in MESH_SUFFIXES:
-        points, normals = sample_surface(load_mesh(path), samples, seed=seed)
+        mesh = load_mesh(path)
+        try:
+            points, normals = sample_surface(mesh, samples, seed=seed)
+        except ValueError as error:  # e.g. faces without area
+            raise ValueError(f"load_oriented_points: {path}: {error}") from error
     elif suffix == ".npz":
         with open_numpy_file(path, "load_oriented_points") as archive:
             missing = sorted({"points", "normals"} - set(archive.files))
             if missing:
                 raise ValueError(f"load_oriented_points: {path} lacks arrays {missing}; it has {sorted(archive.files)}")
-            points, normals = archive["points"].astype(np.float64), archive["normals"].astype(np.float64)
+            points, normals = archive["points"], archive["normals"]
+        for name, array in (("points", points), ("normals", normals)):
+            real_numbers(array, path, "load_oriented_points", name)
     else:
         try:
-            table = np.loadtxt(path, dtype=np.float64, ndmin=2)
+            with warnings.catch_warnings():  # numpy warns of a file without numbers: refused below
+                warnings.simplefilter("ignore", UserWarning)
+                table = np.loadtxt(path, dtype=np.float64, ndmin=2)
         except ValueError as error:
-            raise ValueError(f"load_oriented_points: cannot parse {path} as numbers ({error})") from error
+            raise ValueError(f"load_oriented_points: cannot parse {path} as numbers ({error_text(error)})") from error
+        if table.size == 0:
+            raise ValueError(f"load_oriented_points: {path} holds no points (expected lines 'x y z nx ny nz')")
         if table.shape[1] != 6:
             raise ValueError(f"load_oriented_points: expected 6 columns 'x y z nx ny nz' in {path}, "
                              f"got {table.shape[1]} columns")
@@ -70,8 +86,8 @@ def load_oriented_points(path: str | os.PathLike, *, samples: int = MESH_SAMPLES
     if points.ndim != 2 or points.shape[1] != 3 or normals.shape != points.shape:
         raise ValueError(f"load_oriented_points: expected points [P, 3] and normals [P, 3] in {path}, "
                          f"got {points.shape} and {normals.shape}")
-    finite_samples(points, path, "load_oriented_points")
-    finite_samples(normals, path, "load_oriented_points")
+    points, normals = (finite_samples(array, path, "load_oriented_points").astype(np.float64)
+                       for array in (points, normals))
     lengths = np.linalg.norm(normals, axis=1, keepdims=True)  # [P, 1]
     if (lengths < ZERO_NORMAL).any():
         raise ValueError(f"load_oriented_points: {int((lengths < ZERO_NORMAL).sum())} zero-length normals in {path}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import existing_file, finite_samples, open_numpy_file
+from ._files import error_text, existing_file, finite_samples, open_numpy_file
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 MP4_QUALITY = "18"  # libx264 constant rate factor of `save_video`: visually lossless
@@ -43,21 +43,40 @@ def _load_frame_array(path: Path) -> np.ndarray:
         frames = frames[..., None]
     if frames.ndim != 4 or frames.shape[-1] not in (1, 3):
         raise ValueError(f"load_video: expected frames [T, H, W, C] with C = 1 or 3 in {path}, got {frames.shape}")
-    return frames.astype(np.float32) / 255.0 if frames.dtype == np.uint8 else frames.astype(np.float32)
+    if frames.dtype != np.uint8 and frames.dtype.kind != "f":
+        raise ValueError(f"load_video: expected uint8 (0..255) or float (0..1) frames in {path}, got {frames.dtype}")
+    if frames.dtype == np.uint8:
+        return frames.astype(np.float32) / 255.0
+    finite_samples(frames, path, "load_video")
+    low, high = float(frames.min()), float(frames.max())
+    if low < 0 or high > 1:
+        raise ValueError(f"load_video: float frames must lie in [0, 1], but {path} holds values in [{low:g}, {high:g}]"
+                         "; scale them (uint8 frames are read as 0..255)")
+    return frames.astype(np.float32)
 
 
 def _decode(path: Path, max_frames: int | None) -> np.ndarray:
     import av
 
-    frames = []
+    def undecodable(error: Exception) -> ValueError:
+        return ValueError(f"load_video: cannot decode {path} as a video ({error_text(error)})")
+
     try:
-        with av.open(str(path)) as container:
+        container = av.open(str(path))
+    except Exception as error:  # PyAV raises FFmpeg's errors, and others for damaged files
+        raise undecodable(error) from error
+    frames = []
+    with container:
+        if not container.streams.video:
+            kinds = ", ".join(stream.type for stream in container.streams) or "none"
+            raise ValueError(f"load_video: {path} has no video stream (its streams: {kinds})")
+        try:
             for frame in container.decode(video=0):
                 frames.append(frame.to_ndarray(format="rgb24"))  # [H, W, 3] uint8
                 if max_frames is not None and len(frames) >= max_frames:
                     break
-    except (av.error.FFmpegError, ValueError) as error:
-        raise ValueError(f"load_video: cannot decode {path} as a video ({error})") from error
+        except Exception as error:
+            raise undecodable(error) from error
     if not frames:
         raise ValueError(f"load_video: {path} holds no video frames")
     return np.stack(frames).astype(np.float32) / 255.0

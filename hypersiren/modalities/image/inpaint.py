@@ -41,6 +41,10 @@ def inpaint_figure(model: HyperSiren, modality: ImageModality, images: Tensor, o
     """Complete `images [K, R, R, C]` (in [0, 1], at the prior's resolution R) from a `mask` context and
     write the figure to `out`; returns the path and a description of the panels."""
     resolution = modality.data.resolution
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"inpaint_figure: size must be a positive int, got {size!r}")
+    if images.dim() == 4 and images.shape[0] == 0:
+        raise ValueError("inpaint_figure: no images to complete")
     if images.dim() != 4 or images.shape[1:3] != (resolution, resolution):
         raise ValueError(f"inpaint_figure: expected images [K, {resolution}, {resolution}, C], got {tuple(images.shape)}")
     if images.shape[-1] != model.config.value_dim:

@@ -28,6 +28,7 @@ SHAPE_MESH_SUFFIXES = (".obj", ".ply", ".off")  # the files `load_mesh_folder` r
 OCCUPANCY_KEYS = ("occ64", "occ128_packed")  # occupancy arrays `load_occupancy_npz` reads
 UNIT_RADIUS_TOLERANCE = 1.01  # points within this radius are taken as already in the unit sphere
 ZERO_NORMAL = 1e-12  # normals shorter than this cannot be normalised: an error
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the stored shapes are float32
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,13 @@ def _array(archive, key: str, path: Path, caller: str) -> np.ndarray:
     return archive[key]
 
 
+def _real(array: np.ndarray, key: str, path: Path, caller: str) -> np.ndarray:
+    """`array` as float64; ValueError naming `key` and `path` unless it holds real numbers."""
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{caller}: expected real numbers in {key} of {path}, got dtype {array.dtype}")
+    return array.astype(np.float64)
+
+
 def _count(shapes: int, limit: int | None) -> int:
     return shapes if limit is None else min(shapes, limit)
 
@@ -93,27 +101,31 @@ def load_oriented_npz(path: str | os.PathLike, *, points: int, seed: int, limit:
     caller = "load_oriented_npz"
     path = _existing_file(path, caller)
     with open_numpy_file(path, caller) as archive:
-        cloud = _array(archive, "points", path, caller).astype(np.float64)
-        normals = _array(archive, "normals", path, caller).astype(np.float64)
+        cloud = _real(_array(archive, "points", path, caller), "points", path, caller)
+        normals = _real(_array(archive, "normals", path, caller), "normals", path, caller)
         split = archive["split"] if "split" in archive.files else None
         names = archive["names"] if "names" in archive.files else None
     if cloud.ndim != 3 or cloud.shape[-1] != 3 or normals.shape != cloud.shape:
         raise ValueError(f"{caller}: expected points and normals [S, P, 3] of one shape in {path}, got points "
                          f"{cloud.shape} and normals {normals.shape}")
+    if cloud.shape[0] == 0:
+        raise ValueError(f"{caller}: {path} holds no shapes (points {cloud.shape})")
     count, size = cloud.shape[0], cloud.shape[1]
     for key, extra in (("split", split), ("names", names)):
         if extra is not None and extra.shape != (count,):
             raise ValueError(f"{caller}: expected {key} [S] with S={count} in {path}, got {extra.shape}")
+    if split is not None and split.dtype.kind not in "biuf":
+        raise ValueError(f"{caller}: split in {path} must hold 0 (train) or 1 (test), got dtype {split.dtype}")
     if split is not None and not np.isin(split, (0, 1)).all():
         raise ValueError(f"{caller}: split in {path} must hold 0 (train) or 1 (test), got values "
                          f"{sorted(set(np.unique(split).tolist()) - {0, 1})}")
     if size < points:
         raise ValueError(f"{caller}: {path} has {size} points per shape, fewer than points={points}")
     for key, array in (("points", cloud), ("normals", normals)):
-        bad = np.flatnonzero(~np.isfinite(array).all(axis=(1, 2)))
+        bad = np.flatnonzero(~(np.abs(array) <= FLOAT32_MAX).all(axis=(1, 2)))  # NaN fails the comparison too
         if len(bad):
-            raise ValueError(f"{caller}: {key} of shape {bad[0]} in {path} contain NaN or inf "
-                             f"({len(bad)} shape(s) affected)")
+            raise ValueError(f"{caller}: {key} of shape {bad[0]} in {path} contain NaN or inf, or values "
+                             f"beyond float32's range ({len(bad)} shape(s) affected)")
     lengths = np.linalg.norm(normals, axis=-1, keepdims=True)  # [S, P, 1]
     zero = np.flatnonzero((lengths < ZERO_NORMAL).any(axis=(1, 2)))
     if len(zero):
@@ -161,14 +173,20 @@ def occupancy_grids(path: Path, key: str, count: int | None) -> tuple[np.ndarray
     with open_numpy_file(path, caller) as archive:
         grids = _array(archive, key, path, caller)
         model_id = archive["model_id"] if "model_id" in archive.files else None
-    grids = grids[:count]
     if key == "occ128_packed":
         if grids.ndim != 2 or grids.dtype != np.uint8 or grids.shape[1] * 8 != 128**3:
             raise ValueError(f"{caller}: expected occ128_packed [S, {128**3 // 8}] uint8 in {path}, "
                              f"got {grids.shape} {grids.dtype}")
-        grids = np.unpackbits(grids, axis=1).reshape(-1, 128, 128, 128)
+        grids = np.unpackbits(grids[:count], axis=1).reshape(-1, 128, 128, 128)
     if grids.ndim != 4 or not grids.shape[1] == grids.shape[2] == grids.shape[3]:
         raise ValueError(f"{caller}: expected {key} [S, R, R, R] in {path}, got {grids.shape}")
+    if grids.dtype.kind not in "biuf":
+        raise ValueError(f"{caller}: expected {key} of booleans or 0 / 1 numbers in {path}, got dtype {grids.dtype}")
+    if model_id is not None and (model_id.ndim != 1 or len(model_id) < len(grids[:count])):
+        raise ValueError(f"{caller}: expected model_id [S] with a name per grid in {path}, got {model_id.shape}")
+    grids = grids[:count]
+    if len(grids) == 0:
+        raise ValueError(f"{caller}: {path} holds no grids in {key}")
     return grids.astype(bool), model_id
 
 
