@@ -4,16 +4,24 @@
     python train/train_prior.py --preset cnp_tiny --data faces --holdout 20 --out runs/faces_cnp
     python train/train_prior.py --preset celeba32 --data ../shared/data/celeba64/celeba64_train.npz \
         --holdout 500 --set data.resolution=32 --out runs/celeba32
+    torchrun --standalone --nproc_per_node 2 train/train_prior.py --preset tiny --data faces --out runs/tiny2
 
 A preset names its modality (today: images), its data configuration, model and training recipe.
 `--data` replaces the data source (images: `faces`, an `.npz`/`.npy` array of uint8 `[N, H, W, C]`,
 a CelebA root or a folder), `--holdout K` keeps the last K signals out of training, `--limit N` uses the
 first N. `--set section.field=value` overrides any field of `data.*` (e.g. `data.resolution`), `model.*`
-or `train.*`; `--steps`, `--time-budget`, `--batch-size` and `--seed` are shortcuts for `train.*`.
-The run folder gets `config.json`, TensorBoard events (loss terms, and every `--image-every` steps and
-at the end a context / prediction / truth picture of the first `--image-count` training signals),
-`checkpoint.pt` (which alone rebuilds the run: `--resume`) and `metrics.json`. `--device` (default: CUDA
-when present, else the CPU) is where the model and data live.
+or `train.*`; `--steps`, `--time-budget`, `--batch-size`, `--micro-batch` and `--seed` are shortcuts for
+`train.*`. The run folder gets `config.json`, TensorBoard events (loss terms, and every `--image-every`
+steps and at the end a context / prediction / truth picture of the first `--image-count` training
+signals), `checkpoint.pt` (which alone rebuilds the run: `--resume`) and `metrics.json`. `--device`
+(default: CUDA when present, else the CPU) is where the model and data live.
+
+Several processes (torchrun, `python -m torch.distributed.run`): data parallel over the processes, NCCL
+on GPUs (each process on cuda:LOCAL_RANK; pass `--device cuda`, not an index) and gloo on CPUs. Every
+process draws the whole batch of `--batch-size` signals and computes the loss on its share of them
+(`--micro-batch N`: at most N signals at once), so a step, and the checkpoint, are the same for any number
+of processes up to float rounding, and `--resume` takes any number. Rank 0 alone writes the run folder
+and logs; a stop (SIGINT / SIGTERM to torchrun, a non-finite loss) stops every process after the same step.
 
 Faults. Checkpoints are written atomically every `train.checkpoint_every_s` seconds, every
 `train.checkpoint_every_steps` steps when set, and at the end, so a killed run (even kill -9) loses only the
@@ -36,17 +44,19 @@ import hypersiren  # noqa: F401  (registers the modalities and their presets)
 from hypersiren.config import run_main
 from hypersiren.devices import resolve_device
 from hypersiren.prior.commands import train_prior
+from hypersiren.prior.distributed import join_torchrun, launched_rank
 from hypersiren.prior.presets import PRESETS
 
 
 def main(args: argparse.Namespace) -> dict:
-    return train_prior(
-        preset=args.preset, out=args.out, overrides=args.set, resume=args.resume, overwrite=args.overwrite,
-        shortcuts={"steps": args.steps, "time_budget": args.time_budget, "batch_size": args.batch_size,
-                   "seed": args.seed},
-        data_shortcuts={"data": args.data, "holdout": args.holdout, "limit": args.limit},
-        device=resolve_device(args.device), image_every=args.image_every, image_count=args.image_count,
-        image_context=args.image_context)
+    with join_torchrun(resolve_device(args.device)) as ranks:  # a single process unless started by torchrun
+        return train_prior(
+            preset=args.preset, out=args.out, overrides=args.set, resume=args.resume, overwrite=args.overwrite,
+            shortcuts={"steps": args.steps, "time_budget": args.time_budget, "batch_size": args.batch_size,
+                       "micro_batch": args.micro_batch, "seed": args.seed},
+            data_shortcuts={"data": args.data, "holdout": args.holdout, "limit": args.limit},
+            device=ranks.device, image_every=args.image_every, image_count=args.image_count,
+            image_context=args.image_context, ranks=ranks)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,7 +67,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N signals of the source")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     parser.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds of training")
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None, help="signals per step, over all processes")
+    parser.add_argument("--micro-batch", type=int, default=None,
+                        help="at most this many signals per forward and backward in a process (gradients add up; "
+                             "the step is the same)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override a preset field, e.g. --set train.lr=1e-4 --set data.resolution=64 "
@@ -76,5 +89,5 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO if launched_rank() == 0 else logging.WARNING, format="%(message)s")
     run_main(main, parse_args())

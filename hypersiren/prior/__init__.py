@@ -1,16 +1,18 @@
 """The prior machinery, generic over kinds of signal: context sets, encoders, hypernetworks, the
 `HyperSiren` model, PCA starts, losses, refinement, the CNP baseline, training with exact resume, and
-the `Modality` interface through which each kind of signal plugs in (see docs/architecture.md)."""
+the `Modality` interface through which each kind of signal plugs in, and data-parallel training over
+processes started by torchrun (see docs/architecture.md)."""
 
 from .cnp import CNPConfig, CNPLoss, CNPPrediction, ConditionalNeuralProcess, cnp_loss
 from .context import fixed_context, prefix_context, sample_context
+from .distributed import Ranks, join_torchrun
 from .encoders import SetEncoder, relu_mlp
 from .hypernets import BasisHyperNetwork, LowRankHyperNetwork, PerTensorHyperNetwork
 from .losses import PriorLoss, SupervisedLoss, prior_loss, value_mse
 from .modality import (MODALITIES, Batch, DataConfig, Modality, Predictor, get_modality, modality_from_state,
                        register_modality, split_signals)
 from .model import HyperSiren, HyperSirenConfig
-from .pca import PPCA, principal_components, probabilistic_pca
+from .pca import PPCA, Moments, principal_components, probabilistic_pca, streamed_principal_components, top_eigenpairs
 from .predictors import model_predictor
 from .presets import PRESETS, Preset, get_preset, register_presets
 from .refine import RefineConfig, refine, refined_predictor
@@ -19,13 +21,15 @@ from .training import (TRAINERS, CNPTrainer, LoadedModel, PriorTrainer, StepLog,
 from .types import Context, Prediction, check_context, masked_mean
 
 __all__ = [
-    "MODALITIES", "PRESETS", "PPCA", "TRAINERS",
+    "MODALITIES", "PRESETS", "PPCA", "TRAINERS", "Moments",
     "BasisHyperNetwork", "Batch", "CNPConfig", "CNPLoss", "CNPPrediction", "CNPTrainer", "ConditionalNeuralProcess",
     "Context", "DataConfig", "HyperSiren", "HyperSirenConfig", "LoadedModel", "LowRankHyperNetwork", "Modality",
-    "PerTensorHyperNetwork", "Prediction", "Predictor", "Preset", "PriorLoss", "PriorTrainer", "RefineConfig",
+    "PerTensorHyperNetwork", "Prediction", "Predictor", "Preset", "PriorLoss", "PriorTrainer", "Ranks", "RefineConfig",
     "SetEncoder", "StepLog", "SupervisedLoss", "TrainConfig", "Trainer",
-    "check_context", "cnp_loss", "fixed_context", "get_modality", "get_preset", "load_cnp", "load_model",
-    "load_prior", "make_trainer", "masked_mean", "modality_from_state", "model_predictor", "prefix_context",
-    "principal_components", "prior_loss", "probabilistic_pca", "refine", "refined_predictor", "register_modality",
-    "register_presets", "relu_mlp", "resume_trainer", "sample_context", "split_signals", "value_mse",
+    "check_context", "cnp_loss", "fixed_context", "get_modality", "get_preset", "join_torchrun", "load_cnp",
+    "load_model", "load_prior", "make_trainer", "masked_mean", "modality_from_state", "model_predictor",
+    "prefix_context", "principal_components", "prior_loss", "probabilistic_pca", "streamed_principal_components",
+    "top_eigenpairs", "refine", "refined_predictor",
+    "register_modality", "register_presets", "relu_mlp", "resume_trainer", "sample_context", "split_signals",
+    "value_mse",
 ]

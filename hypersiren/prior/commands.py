@@ -8,19 +8,23 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
 
 from ..config import apply_overrides
 from ..runs import Interrupted, StopRequest, prepare_run_dir, run_lock, stop_requests, write_json
+from .distributed import Ranks
 from .modality import get_modality
 from .predictors import model_predictor
 from .presets import get_preset
 from .refine import RefineConfig, refined_predictor
 from .training import StepLog, Trainer, load_cnp, load_prior, make_trainer, resume_trainer
 
-SHORTCUTS = (("steps", "steps"), ("time_budget", "time_budget_s"), ("batch_size", "batch_size"), ("seed", "seed"))
+SHORTCUTS = (("steps", "steps"), ("time_budget", "time_budget_s"), ("batch_size", "batch_size"), ("seed", "seed"),
+             ("micro_batch", "micro_batch"))
+RESUME_SHORTCUTS = ("steps", "time_budget", "micro_batch")  # the shortcuts a resumed run takes
 DATA_SHORTCUTS = (("data", "source"), ("holdout", "holdout"), ("limit", "limit"))
 
 
@@ -48,14 +52,19 @@ def configure(preset_name: str, overrides: list[str], *, shortcuts: dict | None 
 def train_prior(*, preset: str, out: str | Path, overrides: list[str] = (), shortcuts: dict | None = None,
                 data_shortcuts: dict | None = None, resume: bool = False, overwrite: bool = False,
                 device: torch.device | str = "cpu", image_every: int = 250, image_count: int = 4,
-                image_context: int = 100, progress: bool = True) -> dict:
+                image_context: int = 100, progress: bool = True, ranks: Ranks | None = None) -> dict:
     """Train a new run of `preset` into `out` (or `resume` it from its checkpoint); TensorBoard scalars and
     previews, `config.json`, `checkpoint.pt` and `metrics.json` in the run folder. Returns the metrics.
 
     The run holds the folder's lock throughout (`runs.run_lock`: `RunFolderError` if another run holds it or
     the folder is not writable). SIGINT / SIGTERM stop it after the current step with a checkpoint and raise
     `runs.Interrupted`; a non-finite loss raises `FloatingPointError` and a failed checkpoint write
-    `RunFolderError`, both keeping the last good checkpoint."""
+    `RunFolderError`, both keeping the last good checkpoint.
+
+    `ranks`: this process among several started by torchrun (`distributed.join_torchrun`). Every process
+    loads the data and trains; rank 0 alone makes and locks the folder and writes in it, and an error
+    there stops every process."""
+    ranks = Ranks() if ranks is None else ranks
     overrides = list(overrides)
     if resume and overrides:
         raise ValueError("train_prior: --set changes a new run's configuration; a resumed run keeps its own "
@@ -68,31 +77,35 @@ def train_prior(*, preset: str, out: str | Path, overrides: list[str] = (), shor
         modality, signals, model_config, train_config = configure(
             preset, overrides, shortcuts={names[k]: v for k, v in (shortcuts or {}).items()},
             data_shortcuts={dict(DATA_SHORTCUTS)[k]: v for k, v in (data_shortcuts or {}).items()})
-    run_dir = prepare_run_dir(out, resume=resume, overwrite=overwrite)  # bad settings fail before the folder is made
-    with run_lock(run_dir), stop_requests() as stop:  # the lock is also the check that the folder is writable
+    run_dir = Path(out)
+    with ExitStack() as folder, stop_requests() as stop:
+        # bad settings fail before the folder is made; the lock is also the check that it is writable
+        ranks.on_main(lambda: folder.enter_context(run_lock(prepare_run_dir(out, resume=resume, overwrite=overwrite))))
         if resume:
-            extend = {k: v for k, v in (shortcuts or {}).items() if k in ("steps", "time_budget") and v is not None}
+            extend = {k: v for k, v in (shortcuts or {}).items() if k in RESUME_SHORTCUTS and v is not None}
             trainer = resume_trainer(run_dir, steps=extend.get("steps"), time_budget_s=extend.get("time_budget"),
-                                     device=device)
-            shown = trainer.modality.load("train")[:image_count]
+                                     micro_batch=extend.get("micro_batch"), device=device, ranks=ranks)
+            shown = trainer.modality.load("train")[:image_count] if ranks.main else None
         else:
-            trainer = make_trainer(model_config, train_config, modality, signals.to(device), run_dir, device=device)
-            write_json(run_dir / "config.json", {
+            trainer = make_trainer(model_config, train_config, modality, signals.to(device), run_dir, device=device,
+                                   ranks=ranks)
+            ranks.on_main(lambda: write_json(run_dir / "config.json", {
                 "preset": preset, "overrides": overrides, "kind": trainer.kind, **modality.state(),
                 "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config),
-            })
+            }))
             shown = signals[:image_count]
         return _run(trainer, run_dir, shown, stop=stop, image_every=image_every, image_context=image_context,
                     progress=progress)
 
 
-def _run(trainer: Trainer, run_dir: Path, shown: torch.Tensor, *, stop: StopRequest, image_every: int,
+def _run(trainer: Trainer, run_dir: Path, shown: torch.Tensor | None, *, stop: StopRequest, image_every: int,
          image_context: int, progress: bool) -> dict:
-    """Train with TensorBoard scalars and previews of the signals `shown`; write `metrics.json`. `Interrupted`
-    when `stop` was requested (after the trainer wrote its checkpoint)."""
+    """Train with TensorBoard scalars and previews of the signals `shown`; write `metrics.json` (rank 0 alone
+    writes and prints). `Interrupted` when `stop` was requested (of rank 0; after the checkpoint)."""
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(run_dir))
+    main = trainer.ranks.main
+    writer = SummaryWriter(str(run_dir)) if main else None
     start, total = time.perf_counter(), trainer.config.steps
 
     def write_images(step: int) -> None:
@@ -112,30 +125,34 @@ def _run(trainer: Trainer, run_dir: Path, shown: torch.Tensor, *, stop: StopRequ
                   file=sys.stderr, flush=True)
 
     try:
-        logs = trainer.run(on_step, stop=lambda: stop.requested)
-        if stop.requested:
-            raise Interrupted(stop.signum, trainer.step, run_dir)
-        if trainer.start_info is not None:  # a data-driven start (basis priors): its measurements at step 0
+        logs = trainer.run(on_step if main else None, stop=lambda: stop.requested)
+        signum = trainer.ranks.share(stop.signum)
+        if signum is not None:
+            raise Interrupted(signum, trainer.step, run_dir)
+        if main and trainer.start_info is not None:  # a data-driven start (basis priors): its measurements at step 0
             for name in ("noise", "ppca_noise", "fit_error"):
                 writer.add_scalar(f"start/{name}", trainer.start_info[name], 0)
-        if image_every and (trainer.step % image_every != 0 or not logs):
+        if main and image_every and (trainer.step % image_every != 0 or not logs):
             write_images(trainer.step)
     finally:
-        if progress:
-            print(file=sys.stderr)
-        writer.close()
+        if main:
+            if progress:
+                print(file=sys.stderr)
+            writer.close()
     tail = logs[-min(len(logs), 50):] if logs else []
     metrics = {
         "steps": trainer.step,
         "seconds": round(trainer.elapsed, 2),
         "wall_seconds_this_segment": round(time.perf_counter() - start, 2),
         "device": str(trainer.device),
+        "processes": trainer.ranks.world_size,  # of this segment
         "last50": {name: sum(e.terms[name] for e in tail) / len(tail) for name in tail[0].terms} if tail else None,
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "start": trainer.start_info,
     }
-    write_json(run_dir / "metrics.json", metrics)
-    print(f"trained {metrics['steps']} steps in {metrics['seconds']} s; checkpoint in {run_dir}")
+    if main:
+        write_json(run_dir / "metrics.json", metrics)
+        print(f"trained {metrics['steps']} steps in {metrics['seconds']} s; checkpoint in {run_dir}")
     return metrics
 
 

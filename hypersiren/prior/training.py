@@ -7,6 +7,10 @@ the reference's regularisers) or `CNPTrainer` (the Gaussian negative log-likelih
 state, the model, the optimiser, the modality and its data configuration go into every checkpoint, so a
 checkpoint alone rebuilds its run (`resume_trainer`), and a resumed run draws the same batches and, on
 the CPU, reproduces the losses of an uninterrupted one. The generator stays on the CPU on every device.
+
+Under torchrun (`ranks`, `prior.distributed`) every process draws the same global batch and computes
+the loss on its share of it; the gradients are summed over the processes, so a step is the same for any
+number of processes (up to float rounding) and a checkpoint, written by rank 0 alone, resumes with any.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from torch import Tensor, nn
 
 from ..runs import CHECKPOINT, RunFolderError, load_kind, save_checkpoint
 from .cnp import CNPConfig, ConditionalNeuralProcess, cnp_loss
+from .distributed import Ranks, TrainingLoss, accumulate_gradients
 from .hypernets import BasisHyperNetwork
 from .losses import PriorLoss, prior_loss
 from .modality import Batch, Modality, modality_from_state
@@ -54,6 +59,9 @@ class TrainConfig:
     # components before the first step (`BasisHyperNetwork.initialise`); they count towards the budget
     init_steps: int = 0
     init_lr: float = 1e-4
+    # most signals a process computes at once: its share of `batch_size` is split into micro-batches whose
+    # gradients add up (the step is the same, memory smaller); None: its whole share at once
+    micro_batch: int | None = None
 
     def __post_init__(self):
         if self.steps < 0 or self.batch_size < 1:
@@ -73,6 +81,8 @@ class TrainConfig:
                              f"{self.checkpoint_every_steps}")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise ValueError(f"TrainConfig: time_budget_s must be positive or None, got {self.time_budget_s}")
+        if self.micro_batch is not None and self.micro_batch < 1:
+            raise ValueError(f"TrainConfig: micro_batch must be >= 1 or None, got {self.micro_batch}")
 
 
 class StepLog(NamedTuple):
@@ -84,14 +94,15 @@ class StepLog(NamedTuple):
 class Trainer:
     """What every model's training shares: data through the modality, Adam, clipping, the loop, checkpoints
     and exact resume. A subclass names its checkpoint `kind` and model config type, and supplies
-    `build_model` and `compute_loss`."""
+    `build_model` and `compute_loss`. `ranks`: this process among several training together under torchrun
+    (`distributed.Ranks`; default: a process alone)."""
 
     kind = ""
     description = ""  # for messages: "hypersiren prior"
     config_type: type = object
 
     def __init__(self, model_config, train_config: TrainConfig, modality: Modality, signals: Tensor, run_dir: Path,
-                 *, device: torch.device | str | None = None):
+                 *, device: torch.device | str | None = None, ranks: Ranks | None = None):
         name = type(self).__name__
         if not isinstance(model_config, self.config_type):
             raise TypeError(f"{name}: expected a {self.config_type.__name__}, got {type(model_config).__name__}")
@@ -103,6 +114,11 @@ class Trainer:
                              f"the model config coord_dim={model_config.coord_dim} and "
                              f"value_dim={model_config.value_dim}")
         self.device = signals.device if device is None else torch.device(device)
+        self.ranks = Ranks(device=self.device) if ranks is None else ranks
+        if train_config.batch_size < self.ranks.world_size:
+            raise ValueError(f"{name}: batch_size={train_config.batch_size} signals cannot be shared by "
+                             f"{self.ranks.world_size} processes; every process needs at least one per step (use "
+                             f"a batch size of at least {self.ranks.world_size} or fewer processes)")
         self.model_config, self.config, self.modality, self.run_dir = model_config, train_config, modality, Path(run_dir)
         torch.manual_seed(train_config.seed)
         self.model = self.build_model(model_config).to(self.device)
@@ -113,6 +129,7 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # seconds of training, summed over resumed segments
         self.start_info: dict | None = None  # what the data-driven start measured (noise, fit error), once it ran
+        self._loss: nn.Module | None = None  # compute_loss as a module (DistributedDataParallel), from the first step
 
     @staticmethod
     def build_model(config) -> nn.Module:
@@ -157,7 +174,10 @@ class Trainer:
         self.start_info = state["start_info"]
 
     def save(self) -> None:
-        """Write the checkpoint atomically: if that fails (a full disk), `RunFolderError` and the previous one stays."""
+        """Write the checkpoint atomically: if that fails (a full disk), `RunFolderError` and the previous one stays.
+        Among several processes rank 0 alone writes (their states are the same)."""
+        if not self.ranks.main:
+            return
         path = self.run_dir / CHECKPOINT
         try:
             save_checkpoint(path, self.state())
@@ -166,40 +186,50 @@ class Trainer:
                                  f"({error.strerror or error}); the previous one, if any, is kept") from error
 
     def train_step(self) -> StepLog:
+        """One Adam step on a batch of `batch_size` signals. Every process draws the whole batch and computes
+        the loss on its rows, in micro-batches of `micro_batch` (`distributed.accumulate_gradients`); the
+        gradients, and so the step, are those of the whole batch."""
         c = self.config
         batch = self.modality.sample_batch(self.train_set, c.batch_size, c, self.generator)
-        loss = self.compute_loss(batch)
+        if self._loss is None:  # wrapped after the data-driven start, which changes the parameters
+            self._loss = self.ranks.parallel(TrainingLoss(self.model, self.compute_loss), batch, c.batch_size)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.total.backward()
+        total, terms = accumulate_gradients(self._loss, batch, batch_size=c.batch_size, micro_batch=c.micro_batch,
+                                            ranks=self.ranks)
         if c.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip_grad_norm)
         self.optimizer.step()
         self.step += 1
-        terms = {name: value.item() for name, value in loss.terms.items()}
         finite = all(math.isfinite(value) for value in terms.values())  # else `run` stops, naming the bad terms
-        return StepLog(self.step, loss.total.item(), {**terms, **(self.modality.step_metrics(terms) if finite else {})})
+        return StepLog(self.step, total, {**terms, **(self.modality.step_metrics(terms) if finite else {})})
 
     def run(self, on_step: Callable[[StepLog], None] | None = None, *,
             stop: Callable[[], bool] | None = None) -> list[StepLog]:
         """Train until `steps`, the time budget, or `stop()` is true between steps (e.g. on SIGINT:
         `runs.stop_requests`); checkpoint every `checkpoint_every_s` seconds, every `checkpoint_every_steps`
-        steps and at the end."""
+        steps and at the end. Among several processes, rank 0's `stop()` and time budget decide for all."""
         c = self.config
         logs = []
         last_save = time.perf_counter()
         if not self.initialised:
             start = time.perf_counter()
-            self.initialise()
+            self.initialise()  # on every process alike (an error stops all), then rank 0's result for all
+            self.ranks.copy_from_main(self.model)
+            self.start_info = self.ranks.share(self.start_info)
             self.elapsed += time.perf_counter() - start
             self.save()
-        while self.step < c.steps and (c.time_budget_s is None or self.elapsed < c.time_budget_s):
-            if stop is not None and stop():
+        while self.step < c.steps:
+            stopping, out_of_time = self.ranks.decide(stop is not None and stop(),
+                                                      c.time_budget_s is not None and self.elapsed >= c.time_budget_s)
+            if out_of_time:
+                break
+            if stopping:
                 log.info("stop requested at step %d", self.step)
                 break
             start = time.perf_counter()
             entry = self.train_step()
             self.elapsed += time.perf_counter() - start
-            if not math.isfinite(entry.loss):
+            if not math.isfinite(entry.loss):  # the loss of the whole batch: every process stops here
                 bad = [name for name, value in entry.terms.items() if not math.isfinite(value)]
                 raise FloatingPointError(f"loss became {entry.loss} at step {entry.step} (non-finite terms: "
                                          f"{', '.join(bad) or 'none'}); the last good checkpoint in {self.run_dir} "
@@ -208,7 +238,7 @@ class Trainer:
             if on_step is not None:
                 on_step(entry)
             by_steps = c.checkpoint_every_steps is not None and self.step % c.checkpoint_every_steps == 0
-            if by_steps or time.perf_counter() - last_save >= c.checkpoint_every_s:
+            if by_steps or time.perf_counter() - last_save >= c.checkpoint_every_s:  # rank 0's clock: only it writes
                 self.save()
                 last_save = time.perf_counter()
                 log.info("checkpoint at step %d in %s", self.step, self.run_dir)
@@ -266,13 +296,13 @@ class CNPTrainer(Trainer):
     kind, description, config_type = "hypersiren.cnp", "conditional neural process", CNPConfig
 
     def __init__(self, model_config: CNPConfig, train_config: TrainConfig, modality: Modality, signals: Tensor,
-                 run_dir: Path, *, device: torch.device | str | None = None):
+                 run_dir: Path, *, device: torch.device | str | None = None, ranks: Ranks | None = None):
         if train_config.latent_weight or train_config.param_weight:
             raise ValueError(
                 f"CNPTrainer: expected latent_weight = param_weight = 0 (terms of the HyperSiren loss, which a CNP "
                 f"does not have), got {train_config.latent_weight}, {train_config.param_weight}"
             )
-        super().__init__(model_config, train_config, modality, signals, run_dir, device=device)
+        super().__init__(model_config, train_config, modality, signals, run_dir, device=device, ranks=ranks)
 
     @staticmethod
     def build_model(config: CNPConfig) -> ConditionalNeuralProcess:
@@ -286,11 +316,11 @@ TRAINERS: dict[str, type[Trainer]] = {t.kind: t for t in (PriorTrainer, CNPTrain
 
 
 def make_trainer(model_config, train_config: TrainConfig, modality: Modality, signals: Tensor, run_dir: Path,
-                 *, device: torch.device | str | None = None) -> Trainer:
+                 *, device: torch.device | str | None = None, ranks: Ranks | None = None) -> Trainer:
     """The trainer for the model config's type: `HyperSirenConfig` -> `PriorTrainer`, `CNPConfig` -> `CNPTrainer`."""
     for trainer in TRAINERS.values():
         if isinstance(model_config, trainer.config_type):
-            return trainer(model_config, train_config, modality, signals, run_dir, device=device)
+            return trainer(model_config, train_config, modality, signals, run_dir, device=device, ranks=ranks)
     names = ", ".join(t.config_type.__name__ for t in TRAINERS.values())
     raise TypeError(f"make_trainer: expected a model config of type {names}, got {type(model_config).__name__}")
 
@@ -311,20 +341,24 @@ def _checked_state(path: Path, kinds: tuple[str, ...], modality: str | None, whe
 
 
 def resume_trainer(run_dir: Path, *, steps: int | None = None, time_budget_s: float | None = None,
-                   device: torch.device | str | None = None, signals: Tensor | None = None) -> Trainer:
+                   micro_batch: int | None = None, device: torch.device | str | None = None,
+                   signals: Tensor | None = None, ranks: Ranks | None = None) -> Trainer:
     """Resume a run from its checkpoint alone (model kind, modality and data are stored there); `steps` /
-    `time_budget_s` may extend it. `signals`: the training signals, when the run was given them in memory
-    rather than loaded from its data configuration."""
+    `time_budget_s` may extend it and `micro_batch` change how much a process computes at once (not the
+    steps). `signals`: the training signals, when the run was given them in memory rather than loaded
+    from its data configuration. `ranks`: the processes that continue it (any number; the checkpoint does
+    not depend on how many wrote it)."""
     state = _checked_state(Path(run_dir) / CHECKPOINT, tuple(TRAINERS), None, "resume_trainer")
     trainer_type = TRAINERS[state["kind"]]
     modality = modality_from_state(state, f"resume_trainer: {run_dir}")
     config = TrainConfig(**state["train_config"])
-    overrides = {k: v for k, v in (("steps", steps), ("time_budget_s", time_budget_s)) if v is not None}
+    overrides = {k: v for k, v in (("steps", steps), ("time_budget_s", time_budget_s), ("micro_batch", micro_batch))
+                 if v is not None}
     signals = modality.load("train") if signals is None else signals
     if device is not None:
         signals = signals.to(device)
     trainer = trainer_type(trainer_type.config_type(**state["model_config"]), dataclasses.replace(config, **overrides),
-                           modality, signals, run_dir, device=device)
+                           modality, signals, run_dir, device=device, ranks=ranks)
     trainer.load_state(state)
     return trainer
 
