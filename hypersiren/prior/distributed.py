@@ -252,5 +252,6 @@ def join_torchrun(device: torch.device) -> Iterator[Ranks]:
                             device_id=device if device.type == "cuda" else None)
     try:
         yield Ranks(rank, world_size, device, joined=True)
+        dist.barrier()  # every process is done with the group before any tears it down (gloo aborts otherwise)
     finally:
         dist.destroy_process_group()
