@@ -86,22 +86,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", required=True, help="a shape prior (train_prior.py --preset shapes*)")
     parser.add_argument("--data", default=None, help="complete these shapes (default: the run's held-out shapes)")
     parser.add_argument("--index", type=int, nargs="+", default=None, help="which of them (default: all)")
-    parser.add_argument("--context", type=int, default=300, help="surface points seen per shape")
+    parser.add_argument("--context", type=positive_int, default=300, help="surface points seen per shape")
     parser.add_argument("--no-normals", action="store_true", help="the context has points only")
     parser.add_argument("--no-correct", action="store_true",
                         help="the prior's SIREN alone, not corrected to the context")
     parser.add_argument("--resolution", type=positive_int, default=MESH_RESOLUTION, help="marching-cubes grid size")
-    parser.add_argument("--views", type=int, default=3, help="azimuths per panel, evenly spaced")
-    parser.add_argument("--size", type=int, default=128, help="pixels of each view (square)")
+    parser.add_argument("--views", type=positive_int, default=3, help="azimuths per panel, evenly spaced")
+    parser.add_argument("--size", type=positive_int, default=128, help="pixels of each view (square)")
     parser.add_argument("--up", choices=("x", "y", "z"), default=VIEW["up"], help="the shapes' up axis in the figure")
     parser.add_argument("--seed", type=random_seed, default=0, help="seed of the context points")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, ... (default: CUDA when present)")
     parser.add_argument("--out", required=True, help="folder for completion.png and the .ply meshes")
-    args = parser.parse_args(argv)
-    for name in ("context", "views", "size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be positive, got {getattr(args, name)}")
-    return args
+    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":

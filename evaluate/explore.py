@@ -147,8 +147,6 @@ def cmd_sample(prior: LatentPrior, args) -> dict:
     latent_set, _ = latents_and_signals(prior, args)
     latents = fitted(latent_set, args).sample(args.count, temperature=args.temperature,
                                               generator=torch.Generator().manual_seed(args.seed))
-    if args.columns < 1:
-        raise ValueError(f"--columns must be at least 1, got {args.columns}")
     images = show(prior, latents, args.size)
     columns = min(args.columns, args.count)
     rows = -(-args.count // columns)
@@ -278,7 +276,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fit", choices=("gaussian", "pca"), default="gaussian")
     p.add_argument("--components", type=positive_int, default=None,
                    help="principal components kept by --fit pca (default all)")
-    p.add_argument("--columns", type=int, default=8)
+    p.add_argument("--columns", type=positive_int, default=8)
     p = sub.add_parser("directions", parents=[common, from_file, render],
                        help="decodes along the leading principal directions -> PNG")
     p.add_argument("--components", type=positive_int, default=4, help="directions shown, one row each")

@@ -35,7 +35,7 @@ from hypersiren.config import (finite_float, non_negative_float, non_negative_in
 from hypersiren.fitting import FitConfig
 from hypersiren.io import (load_audio, load_celeba, load_image, load_image_array, load_mesh, load_oriented_points,
                            load_video)
-from hypersiren.latent import LatentSet, save_latents
+from hypersiren.latent import LatentSet, load_latents, save_latents
 from hypersiren.modalities.image import ImageData
 from hypersiren.modalities.image.inpaint import inpaint_figure
 from hypersiren.modalities.shape.data import ShapeData, load_occupancy_npz, load_oriented_npz, load_shapes
@@ -176,6 +176,8 @@ FILES: dict[str, Callable[[], bytes]] = {  # name: what it holds
                                                    ids=np.array(["a", "b"]), meta=np.array("not json")),
     "latents_text.npz": lambda: npz_bytes(kind=np.array("hypersiren.latents"), latents=np.full((2, 8), "a"),
                                           ids=np.array(["a", "b"]), meta=np.array("{}")),
+    "latents_meta_list.npz": lambda: npz_bytes(kind=np.array("hypersiren.latents"), latents=np.zeros((2, 8)),
+                                               ids=np.array(["a", "b"]), meta=np.array("[1, 2]")),
 }
 MESH_FOLDERS = {"meshes_garbage": "garbage.obj", "meshes_out_of_range": "faces_out_of_range.ply"}
 
@@ -186,6 +188,11 @@ def write_checkpoints(folder: Path) -> None:
     save_checkpoint(folder / "cnp_kind.pt", {"kind": "hypersiren.cnp", "format": FORMAT})
     save_checkpoint(folder / "no_model_config.pt", {"kind": "hypersiren.prior", "format": FORMAT, "modality": "image",
                                                     "data": {"source": "faces"}})
+    save_checkpoint(folder / "unknown_model_field.pt", {"kind": "hypersiren.prior", "format": FORMAT,
+                                                        "modality": "image", "data": {"source": "faces"},
+                                                        "model_config": {"depth": 3}, "model": {}})
+    save_checkpoint(folder / "latents_no_ids.pt", {"kind": "hypersiren.latents", "latents": torch.zeros(2, 3),
+                                                   "meta": {}})
     siren = hs.Siren(2, 1, hidden_dim=4, depth=2)
     hs.export_siren(siren.params(), folder / "exported_siren.pt", config=siren.config)
     save_latents(folder / "latents.pt", LatentSet(torch.zeros(2, 3), ("a", "b"), {}))
@@ -361,26 +368,19 @@ CORPUS = [
          ("encode", "--checkpoint", "{prior}", "--context", "5000", "--out", "{out}"), "5000"),
     Case("eval_prior-complex-images", "evaluate/eval_prior.py",
          ("--checkpoint", "{prior}", "--data", "{bad}/complex_images.npz", "--out", "{out}"), "complex_images.npz"),
-    # known gaps in files this work does not change (strict xfails)
+    # checkpoints and latents files missing or garbling an entry, a seed beyond 64 bits, a script's bad option
     Case("eval_prior-no-model-config", "evaluate/eval_prior.py",
-         ("--checkpoint", "{bad}/no_model_config.pt", "--out", "{out}"), "no_model_config.pt",
-         known_gap="prior/training.py load_model reads state['model_config'] unchecked: a KeyError, not a ValueError "
-                   "naming the file"),
+         ("--checkpoint", "{bad}/no_model_config.pt", "--out", "{out}"), "no_model_config.pt"),
     Case("explore-latents-meta-not-json", "evaluate/explore.py",
          ("sample", "--checkpoint", "{prior}", "--latents", "{bad}/latents_meta_not_json.npz", "--out", "{out}"),
-         "latents_meta_not_json.npz",
-         known_gap="latent/sets.py load_latents passes json's message on without the file's name"),
+         "latents_meta_not_json.npz"),
     Case("explore-latents-text", "evaluate/explore.py",
          ("sample", "--checkpoint", "{prior}", "--latents", "{bad}/latents_text.npz", "--out", "{out}"),
-         "latents_text.npz",
-         known_gap="latent/sets.py load_latents: torch.from_numpy raises TypeError for latents that are not numbers"),
+         "latents_text.npz"),
     Case("train_prior-seed-beyond-64-bits", "train/train_prior.py",
          ("--preset", "tiny", "--data", "faces", "--steps", "1", "--seed", "99999999999999999999", "--out", "{out}"),
-         "99999999999999999999",
-         known_gap="train/train_prior.py --seed is a plain int and TrainConfig does not range-check seed: the run "
-                   "ends with torch's 'Overflow when unpacking long long', which does not name the value"),
-    Case("demo-unknown-device", "train/demo.py", ("--device", "nope", "--out", "{out}"), "'nope'",
-         known_gap="train/demo.py calls main without config.run_main, so its bad input ends in a traceback"),
+         "99999999999999999999"),
+    Case("demo-unknown-device", "train/demo.py", ("--device", "nope", "--out", "{out}"), "'nope'"),
 ]
 
 
@@ -524,6 +524,12 @@ LIBRARY = [  # (reader, file, what the message says besides the file's name)
     (load_prior, "exported_siren.pt", "is a file of kind 'hypersiren.siren'"),
     (load_prior, "latents.pt", "is a file of kind 'hypersiren.latents'"),
     (load_prior, "truncated.png", "cannot read .* as a hypersiren checkpoint"),
+    (load_prior, "no_model_config.pt", "holds no 'model_config' and no 'model' entry, so it cannot rebuild"),
+    (load_prior, "unknown_model_field.pt", "holds a hypersiren prior this hypersiren cannot rebuild: .*'depth'"),
+    (load_latents, "latents_meta_not_json.npz", r"holds a meta that is not JSON \(Expecting value"),
+    (load_latents, "latents_meta_list.npz", "holds a meta that is not a JSON object: '\\[1, 2\\]'"),
+    (load_latents, "latents_text.npz", r"holds latents <U1 \(2, 8\) and ids .*, expected latents \[N, Z\] of floats"),
+    (load_latents, "latents_no_ids.pt", r"is of kind 'hypersiren.latents' but lacks its latents \(a tensor\), ids"),
 ]
 
 
@@ -573,6 +579,8 @@ VALUES = [  # (id, call, error type, message): bad values given to the library
      "expected float for train.lr, got 'nan'"),
     ("override-int-beyond-64-bits", lambda: parse_overrides([f"train.seed={2**64}"], SECTIONS), ValueError,
      "expected int for train.seed"),
+    ("train-negative-seed", lambda: TrainConfig(seed=-1), ValueError,
+     r"TrainConfig: seed must be an int in \[0, 2\*\*63\), got -1"),
     ("override-unhashable-literal", lambda: parse_field_overrides(["source={[1]: 2}"], FitConfig), ValueError,
      r"expected tuple\[float, float\] for source, got '\{\[1\]: 2\}'"),
     ("override-not-a-string", lambda: parse_overrides([3], SECTIONS), TypeError, "expected KEY=VALUE strings, got 3"),

@@ -17,6 +17,7 @@ from hypersiren.modalities.image import (ImageData, ImageModality, completion_gr
 from hypersiren.prior import (CNPConfig, CNPPrediction, CNPTrainer, ConditionalNeuralProcess, Context, HyperSirenConfig,
                               PriorTrainer, TrainConfig, cnp_loss, load_cnp, load_prior, make_trainer, model_predictor,
                               resume_trainer)
+from hypersiren.prior.commands import train_prior
 from hypersiren.runs import CHECKPOINT, load_checkpoint, save_checkpoint
 
 IMAGES = ImageModality(ImageData())  # the tests pass their images in memory
@@ -294,7 +295,7 @@ def test_train_prior_set_and_image_summaries_and_eval_with_a_cnp_row(tmp_path):
         train.main(train.parse_args([*common, "--set", "train.steps=3", "--steps", "4", "--out", str(tmp_path / "bad")]))
     with pytest.raises(ValueError, match="train_prior: expected --image-every >= 0, --image-count >= 1 and "
                                          "--image-context >= 1, got 250, 0 and 100"):
-        train.main(train.parse_args([*common, "--image-count", "0", "--out", str(tmp_path / "bad")]))
+        train_prior(preset="tiny", out=tmp_path / "bad", image_count=0)  # the script's --image-count refuses 0 itself
     with pytest.raises(ValueError, match="train_prior: --set changes a new run's configuration"):
         train.main(train.parse_args(["--resume", "--set", "train.lr=1", "--out", str(tmp_path / "cnp")]))
     other = tmp_path / "other"

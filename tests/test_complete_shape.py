@@ -137,7 +137,7 @@ def test_bad_inputs_fail_clearly(script, checkpoint, tmp_path, capsys):
         run(script, "--checkpoint", checkpoint, "--context", 5000, "--out", tmp_path / "x")
     with pytest.raises(SystemExit):
         script.parse_args(["--checkpoint", str(checkpoint), "--views", "0", "--out", str(tmp_path / "x")])
-    assert "--views must be positive, got 0" in capsys.readouterr().err
+    assert "argument --views: expected a positive int, got '0'" in capsys.readouterr().err
 
     images = np.random.default_rng(0).integers(0, 256, size=(4, 16, 16, 3), dtype=np.uint8)
     np.savez(tmp_path / "faces.npz", images=images)

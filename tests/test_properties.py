@@ -346,8 +346,6 @@ def test_field_overrides_parse_to_the_field_type_or_refuse(key, text, task):
         return
     (name, value), = parsed.items()
     assert holds(value, FIT_ANNOTATIONS[name])
-    if name == "task":  # preset_config takes the task as its own argument: see the xfail below
-        return
     try:
         config = preset_config(task, "default", **parsed)
     except ValueError:
@@ -355,10 +353,9 @@ def test_field_overrides_parse_to_the_field_type_or_refuse(key, text, task):
     assert getattr(config, name) == value
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="fitting/config.py: preset_config(task, **overrides) passes "
-                   "task twice to FitConfig when the overrides hold one (train/fit_signal.py refuses --set task=)")
 def test_preset_config_refuses_a_task_in_its_overrides():
-    with pytest.raises(ValueError, match="task"):
+    with pytest.raises(ValueError, match=r"the task is given as the first argument \('image'\), not as an override; "
+                                         r"got task='audio'"):
         preset_config("image", "default", task="audio")
 
 

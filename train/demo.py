@@ -18,6 +18,7 @@ import argparse
 import logging
 
 import hypersiren  # noqa: F401  (registers the modalities and their presets)
+from hypersiren.config import non_negative_float, positive_int, run_main
 from hypersiren.devices import resolve_device
 from hypersiren.modalities.image.demo import run_demo
 
@@ -30,8 +31,9 @@ def main(args: argparse.Namespace) -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/demo", help="folder for the runs, tables and figure")
-    parser.add_argument("--cnp-budget", type=float, default=90.0, help="seconds of CNP training (0: no CNP row)")
-    parser.add_argument("--context", type=int, default=100, help="known pixels per face in the figure")
+    parser.add_argument("--cnp-budget", type=non_negative_float, default=90.0,
+                        help="seconds of CNP training (0: no CNP row)")
+    parser.add_argument("--context", type=positive_int, default=100, help="known pixels per face in the figure")
     parser.add_argument("--overwrite", action="store_true", help="replace the runs of an earlier demo in --out")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, ... (default: CUDA when present)")
     return parser.parse_args(argv)
@@ -39,4 +41,4 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    main(parse_args())
+    run_main(main, parse_args())

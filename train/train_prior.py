@@ -41,7 +41,7 @@ import argparse
 import logging
 
 import hypersiren  # noqa: F401  (registers the modalities and their presets)
-from hypersiren.config import run_main
+from hypersiren.config import non_negative_int, positive_float, positive_int, random_seed, run_main
 from hypersiren.devices import resolve_device
 from hypersiren.prior.commands import train_prior
 from hypersiren.prior.distributed import join_torchrun, launched_rank
@@ -63,23 +63,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="faces")
     parser.add_argument("--data", default=None, help="the data source (default: the preset's)")
-    parser.add_argument("--holdout", type=int, default=None, help="keep the last K signals out of training")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N signals of the source")
-    parser.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
-    parser.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds of training")
-    parser.add_argument("--batch-size", type=int, default=None, help="signals per step, over all processes")
-    parser.add_argument("--micro-batch", type=int, default=None,
+    parser.add_argument("--holdout", type=non_negative_int, default=None,
+                        help="keep the last K signals out of training")
+    parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N signals of the source")
+    parser.add_argument("--steps", type=non_negative_int, default=None, help="override the preset's number of steps")
+    parser.add_argument("--time-budget", type=positive_float, default=None,
+                        help="stop after this many seconds of training")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="signals per step, over all processes")
+    parser.add_argument("--micro-batch", type=positive_int, default=None,
                         help="at most this many signals per forward and backward in a process (gradients add up; "
                              "the step is the same)")
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seed", type=random_seed, default=None)
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override a preset field, e.g. --set train.lr=1e-4 --set data.resolution=64 "
                              "(sections: data, model, train)")
-    parser.add_argument("--image-every", type=int, default=250,
+    parser.add_argument("--image-every", type=non_negative_int, default=250,
                         help="write a context / prediction / truth picture to TensorBoard every N steps and at "
                              "the end (0: never)")
-    parser.add_argument("--image-count", type=int, default=4, help="training signals in that picture")
-    parser.add_argument("--image-context", type=int, default=100, help="context points per signal in that picture")
+    parser.add_argument("--image-count", type=positive_int, default=4, help="training signals in that picture")
+    parser.add_argument("--image-context", type=positive_int, default=100,
+                        help="context points per signal in that picture")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, ... (default: CUDA when present)")
     parser.add_argument("--out", required=True, help="run folder")
     group = parser.add_mutually_exclusive_group()

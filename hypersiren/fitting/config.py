@@ -148,8 +148,9 @@ FIT_PRESETS: dict[str, dict[str, dict]] = {
 }
 
 
-def preset_config(task: str, preset: str = "default", **overrides) -> FitConfig:
-    """The `FitConfig` of a task's preset, with `overrides` (field=value) on top."""
+def preset_config(task: str, preset: str = "default", /, **overrides) -> FitConfig:
+    """The `FitConfig` of a task's preset, with `overrides` (field=value) on top. `task` and `preset` are
+    positional only, and `task` is no override: it chooses the preset (a `task=` override is a ValueError)."""
     if task not in FIT_PRESETS:
         raise ValueError(f"preset_config: unknown task {task!r}; tasks: {', '.join(TASKS)}")
     if preset not in FIT_PRESETS[task]:
@@ -159,4 +160,8 @@ def preset_config(task: str, preset: str = "default", **overrides) -> FitConfig:
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"preset_config: unknown FitConfig fields {unknown}")
+    # refused even when equal to `task`: the task chooses the preset, so it is given in one place only
+    if "task" in overrides:
+        raise ValueError(f"preset_config: the task is given as the first argument ({task!r}), not as an override; "
+                         f"got task={overrides['task']!r}")
     return FitConfig(task=task, **{**values, **overrides})

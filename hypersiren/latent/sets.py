@@ -92,6 +92,10 @@ def load_latents(path: str | os.PathLike) -> LatentSet:
         raise ValueError(f"load_latents: expected a {' or '.join(LATENT_SUFFIXES)} file, got {path}")
     if path.suffix == ".pt":
         state = load_kind(path, LATENTS_KIND, "load_latents")
+        if not (isinstance(state.get("latents"), Tensor) and isinstance(state.get("ids"), (list, tuple))
+                and isinstance(state.get("meta"), dict)):
+            raise ValueError(f"load_latents: {path} is of kind {LATENTS_KIND!r} but lacks its latents (a tensor), "
+                             "ids (a list) or meta (a dict)")
         result = LatentSet(state["latents"], tuple(state["ids"]), state["meta"])
     else:
         with open_numpy_file(path, "load_latents", "a latents file") as archive:
@@ -99,7 +103,16 @@ def load_latents(path: str | os.PathLike) -> LatentSet:
         kind = str(arrays["kind"]) if "kind" in arrays else None
         if kind != LATENTS_KIND or not {"latents", "ids", "meta"} <= set(arrays):
             raise ValueError(f"load_latents: {path} is a file of kind {kind!r}, expected {LATENTS_KIND!r}")
-        result = LatentSet(torch.from_numpy(arrays["latents"]), tuple(str(i) for i in arrays["ids"]),
-                           json.loads(str(arrays["meta"])))
+        latents, ids = arrays["latents"], arrays["ids"]
+        if latents.dtype.name not in ("float16", "float32", "float64") or ids.ndim != 1:  # what torch takes
+            raise ValueError(f"load_latents: {path} holds latents {latents.dtype} {latents.shape} and ids "
+                             f"{ids.dtype} {ids.shape}, expected latents [N, Z] of floats and N ids")
+        try:
+            meta = json.loads(str(arrays["meta"]))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"load_latents: {path} holds a meta that is not JSON ({error})") from error
+        if not isinstance(meta, dict):
+            raise ValueError(f"load_latents: {path} holds a meta that is not a JSON object: {str(arrays['meta'])!r}")
+        result = LatentSet(torch.from_numpy(latents), tuple(str(i) for i in ids), meta)
     result.validate(f"load_latents ({path})")
     return result

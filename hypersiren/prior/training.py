@@ -83,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: time_budget_s must be positive or None, got {self.time_budget_s}")
         if self.micro_batch is not None and self.micro_batch < 1:
             raise ValueError(f"TrainConfig: micro_batch must be >= 1 or None, got {self.micro_batch}")
+        if not 0 <= self.seed < 2**63:  # non-negative and in 64 bits, as `--set`'s ints are
+            raise ValueError(f"TrainConfig: seed must be an int in [0, 2**63), got {self.seed}")
 
 
 class StepLog(NamedTuple):
@@ -375,8 +377,17 @@ def load_model(path: str | Path, *, kind: str | tuple[str, ...] = tuple(TRAINERS
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     state = _checked_state(Path(path), kinds, modality, "load_model")
     trainer_type = TRAINERS[state["kind"]]
-    model = trainer_type.build_model(trainer_type.config_type(**state["model_config"]))
-    model.load_state_dict(state["model"])
+    missing = [key for key in ("model_config", "model") if not isinstance(state.get(key), dict)]
+    if missing:
+        raise ValueError(f"load_model: {path} holds no {' and no '.join(map(repr, missing))} entry, so it cannot "
+                         f"rebuild a {trainer_type.description}: it was not written by hypersiren's training")
+    try:
+        model = trainer_type.build_model(trainer_type.config_type(**state["model_config"]))
+        model.load_state_dict(state["model"])
+    except (TypeError, ValueError, RuntimeError) as error:  # fields unknown or out of range; weights that do not fit
+        reason = " ".join(str(error).split())  # on one line: torch lists missing and unexpected weights on several
+        raise ValueError(f"load_model: {path} holds a {trainer_type.description} this hypersiren cannot rebuild: "
+                         f"{reason}") from error
     return LoadedModel(model.to(device).eval(), modality_from_state(state, str(path)), state)
 
 
