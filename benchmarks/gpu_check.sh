@@ -8,7 +8,9 @@
 # 2. the CUDA tests: `pytest -m cuda tests/` (each `device`-parametrised test's "cuda" case);
 # 3. bench_functional.py and bench_derivatives.py on the GPU at their standard sizes, each table
 #    written as markdown to $OUT/ when OUT is set, else to benchmarks/gpu_results/;
-# 4. bench_prior.py's training step times and the one-command demo (train/demo.py) on the GPU.
+# 4. bench_prior.py's training step times and the one-command demo (train/demo.py) on the GPU;
+# 5. bench_precision.py: `tiny`'s step time in float32, bf16 and fp16 (with its gradient scaler), and
+#    the inpainting table of each after 200 steps.
 #
 # Without a CUDA device it stops before step 1 with "no CUDA device". A failing test does not stop
 # the benchmarks (the GPU time is spent either way); the script then exits non-zero at the end.
@@ -60,6 +62,11 @@ prior_bench() {  # training step time of the image priors on the GPU (packaged f
         --presets celeba32_paper celeba32_low_rank cnp | tee "$results/bench_prior.md"
 }
 
+precision_bench() {  # mixed precision on the GPU: step times and the evaluation table per precision
+    "$PYTHON" benchmarks/bench_precision.py --device cuda --preset tiny --data faces --holdout 20 \
+        --precisions float32 bf16 fp16 --timed-steps 20 --train-steps 200 | tee "$results/bench_precision.md"
+}
+
 demo() {  # the README's one-command demo on the GPU: prior, CNP baseline (60 s), tables and figure
     "$PYTHON" train/demo.py --device cuda --cnp-budget 60 --overwrite --out "$results/demo" | tee "$results/demo.md"
 }
@@ -73,6 +80,7 @@ step "bench_functional (cuda)" bench bench_functional
 step "bench_derivatives (cuda)" bench bench_derivatives
 step "bench_prior (cuda)" prior_bench
 step "demo (cuda)" demo
+step "bench_precision (cuda)" precision_bench
 echo
 echo "gpu_check: tables in $results/; total $((SECONDS - total_start)) s"
 if ((tests_status != 0)); then

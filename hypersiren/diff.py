@@ -137,9 +137,13 @@ def siren_derivatives(params: SirenParams, coords: Tensor, *, w0_first: float = 
     if hessian_diagonal:
         laplacian = True
     if not laplacian and params.out_dim <= coords.shape[-1]:
-        return _reverse_jacobian(params, coords, w0_first, w0)
-    return _forward_derivatives(params, coords, w0_first, w0, second=("diagonal" if hessian_diagonal else
-                                                                       "laplacian" if laplacian else None))
+        found = _reverse_jacobian(params, coords, w0_first, w0)
+    else:
+        found = _forward_derivatives(params, coords, w0_first, w0, second=("diagonal" if hessian_diagonal else
+                                                                            "laplacian" if laplacian else None))
+    # under autocast (bf16 / fp16) the matmuls above ran in its dtype, and the derivatives have its
+    # precision; they come back in the coordinates' dtype, so that losses on them compute in float32
+    return SirenDerivatives(*(None if t is None else t.to(coords.dtype) for t in found))
 
 
 def _forward_derivatives(params: SirenParams, coords: Tensor, w0_first: float, w0: float,

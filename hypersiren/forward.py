@@ -15,6 +15,11 @@ Three ways through the same arithmetic, chosen from what the caller will differe
 On the CPU, large inputs run in blocks of samples and points of about `CPU_BLOCK_ELEMENTS` hidden
 activations, so that a layer's output is still in cache when its sine is taken and the next layer
 reads it. Blocking changes the speed only, not the result: every point sees the same operations.
+
+Under `torch.autocast` (bf16 / fp16, `hypersiren.devices.autocast`) the matmuls and sines of every path
+run in autocast's dtype; the output (a few channels: a cheap cast) comes back in the coordinates' dtype,
+so that losses on it compute in float32. The fused backward computes its products in autocast's dtype
+too and returns float32 weight gradients, as autocast's own matmul backward does.
 """
 
 from __future__ import annotations
@@ -60,10 +65,12 @@ def siren_forward(
     tensors = params.weights + params.biases
     wants_grad = torch.is_grad_enabled() and (coords.requires_grad or any(t.requires_grad for t in tensors))
     if coords.requires_grad and wants_grad or higher_order or _inside_functorch_transform():
-        return _graph_forward(params, coords, scales)
-    if not wants_grad:
-        return _block_forward(params.weights, params.biases, scales, coords, keep=None)
-    return _FusedSiren.apply(coords, scales, *tensors)
+        out = _graph_forward(params, coords, scales)
+    elif not wants_grad:
+        out = _block_forward(params.weights, params.biases, scales, coords, keep=None)
+    else:
+        out = _FusedSiren.apply(coords, scales, *tensors)
+    return out.to(coords.dtype)  # under autocast: back from its dtype, so that losses compute in float32
 
 
 def _inside_functorch_transform() -> bool:
@@ -132,6 +139,15 @@ def _block_layers(weights, biases, scales, h: Tensor, samples: slice, keep: list
     return z
 
 
+def _compute_dtype(tensor: Tensor) -> torch.dtype:
+    """The dtype the matmuls on a float `tensor` run in: autocast's (bf16 / fp16) inside an autocast region
+    of its device type for float32, else its own (autocast leaves float64 alone)."""
+    kind = tensor.device.type
+    if tensor.dtype == torch.float32 and torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return tensor.dtype
+
+
 class _FusedSiren(torch.autograd.Function):
     """Forward and backward of the whole SIREN for gradients with respect to the weights only."""
 
@@ -141,7 +157,7 @@ class _FusedSiren(torch.autograd.Function):
         blocks: list = []
         out = _block_forward(tensors[:depth], tensors[depth:], scales, coords, keep=blocks)
         ctx.save_for_backward(*tensors)  # version-checked: an in-place change before backward raises
-        ctx.blocks, ctx.scales = blocks, scales
+        ctx.blocks, ctx.scales, ctx.dtype = blocks, scales, _compute_dtype(coords)
         return out
 
     @staticmethod
@@ -152,19 +168,23 @@ class _FusedSiren(torch.autograd.Function):
                 "call siren_forward(..., higher_order=True) for second-order use of the weights"
             )
         tensors = ctx.saved_tensors
-        depth = len(tensors) // 2
-        weights = tensors[:depth]
-        grad_w = [torch.zeros_like(w) for w in weights]
+        depth, dtype = len(tensors) // 2, ctx.dtype  # dtype: the forward's matmuls' (autocast's, or the inputs')
+        weights = [w.to(dtype) for w in tensors[:depth]]
+        grad_w = [torch.zeros_like(w) for w in tensors[:depth]]
         grad_b = [torch.zeros_like(b) for b in tensors[depth:]]
-        none = grad_out.new_zeros(1, 1, 1)  # baddbmm input ignored with beta=0
+        none = grad_out.new_zeros(1, 1, 1, dtype=dtype)  # baddbmm input ignored with beta=0
         for samples, points, inputs, preacts in ctx.blocks:
-            g = grad_out[samples, points]  # dL/d(layer output), [b, n, out_i]
+            g = grad_out[samples, points].to(dtype)  # dL/d(layer output), [b, n, out_i]
             for i in reversed(range(depth)):
                 s = ctx.scales[i]
                 if i < depth - 1:
                     g = preacts[i].cos_().mul_(g)  # dL/dz: the pre-activation is not needed again
-                grad_w[i][samples].baddbmm_(g.mT, inputs[i], alpha=s)  # += s g^T h, [b, out_i, in_i]
-                grad_b[i][samples] += s * g.sum(1)
+                if grad_w[i].dtype == dtype:
+                    grad_w[i][samples].baddbmm_(g.mT, inputs[i], alpha=s)  # += s g^T h, [b, out_i, in_i]
+                    grad_b[i][samples] += s * g.sum(1)
+                else:  # autocast: the products in its dtype, summed into float32
+                    grad_w[i][samples] += torch.bmm(g.mT, inputs[i].to(dtype)).to(grad_w[i].dtype).mul_(s)
+                    grad_b[i][samples] += s * g.sum(1, dtype=grad_b[i].dtype)
                 if i > 0:
                     g = torch.baddbmm(none, g, weights[i][samples], beta=0, alpha=s)  # s g W, [b, n, in_i]
         ctx.blocks = None

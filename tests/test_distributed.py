@@ -25,6 +25,8 @@ from hypersiren.prior.distributed import (TrainingLoss, accumulate_gradients, sh
                                           unused_parameters)
 from hypersiren.runs import CHECKPOINT, Interrupted, load_checkpoint
 
+from support import smooth_images
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "train_prior.py"
 TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
@@ -80,14 +82,6 @@ def test_slice_rows_cuts_nested_records_and_refuses_shared_tensors():
         slice_rows({"coords": coords}, slice(0, 2), 4)
 
 
-def smooth_images(n=6, side=8, seed=0):
-    """Grey images of smooth random waves, [n, side, side, 1] in [0, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    y, x = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side), indexing="ij")
-    freq, phase = torch.rand(n, 2, generator=g) * 3, torch.rand(n, 1, 1, generator=g) * 6
-    return ((torch.sin(freq[:, :1, None] * 3 * y + freq[:, 1:, None] * 3 * x + phase) + 1) / 2).unsqueeze(-1)
-
-
 IMAGES = ImageModality(ImageData())
 SHAPES = ShapeModality(ShapeData(count=6, points=300))
 LOW_RANK = HyperSirenConfig(value_dim=1, latent_dim=8, encoder_hidden=16, encoder_depth=2, siren_hidden=16,
@@ -111,7 +105,7 @@ def shapes() -> torch.Tensor:
 
 def make(case: str, run_dir: Path):
     trainer_type, model, modality, config = CASES[case]
-    signals = (smooth_images() if modality is IMAGES else shapes()).double()
+    signals = (smooth_images(6) if modality is IMAGES else shapes()).double()
     return trainer_type(model, config, modality, signals, run_dir)
 
 
@@ -147,8 +141,8 @@ def test_parts_of_a_batch_add_up_to_its_loss_and_gradient(case, world_size, micr
 
 def test_micro_batches_take_the_same_steps(tmp_path):
     config = dataclasses.replace(TRAIN, steps=3, lr=1e-3, checkpoint_every_s=1e9)
-    whole = PriorTrainer(LOW_RANK, config, IMAGES, smooth_images(), tmp_path / "whole")
-    parts = PriorTrainer(LOW_RANK, dataclasses.replace(config, micro_batch=4), IMAGES, smooth_images(),
+    whole = PriorTrainer(LOW_RANK, config, IMAGES, smooth_images(6), tmp_path / "whole")
+    parts = PriorTrainer(LOW_RANK, dataclasses.replace(config, micro_batch=4), IMAGES, smooth_images(6),
                          tmp_path / "parts")
     losses = [[log.loss for log in trainer.run()] for trainer in (whole, parts)]
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
@@ -158,7 +152,7 @@ def test_micro_batches_take_the_same_steps(tmp_path):
 def test_unused_parameters_are_found_and_gradients_cleared(tmp_path):
     basis_with_set_encoder = HyperSirenConfig(**{**BASIS, "encoder": "set"})  # its noise serves only the posterior
     for model, unused in ((basis_with_set_encoder, ["model.hypernet.log_noise"]), (LOW_RANK, [])):
-        trainer = PriorTrainer(model, TRAIN, IMAGES, smooth_images(), tmp_path)
+        trainer = PriorTrainer(model, TRAIN, IMAGES, smooth_images(6), tmp_path)
         batch = IMAGES.sample_batch(trainer.train_set, 2, TRAIN, torch.Generator().manual_seed(0))
         loss = TrainingLoss(trainer.model, trainer.compute_loss)
         assert unused_parameters(loss, batch) == unused
@@ -180,7 +174,7 @@ def test_single_process_ranks_and_bad_torchrun_settings(tmp_path, monkeypatch):
             other.on_main(lambda: None)
     monkeypatch.undo()
     with pytest.raises(ValueError, match="PriorTrainer: batch_size=2 signals cannot be shared by 4 processes"):
-        PriorTrainer(LOW_RANK, dataclasses.replace(TRAIN, batch_size=2), IMAGES, smooth_images(), tmp_path,
+        PriorTrainer(LOW_RANK, dataclasses.replace(TRAIN, batch_size=2), IMAGES, smooth_images(6), tmp_path,
                      ranks=Ranks(0, 4))
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)

@@ -4,10 +4,10 @@ route, chunk by chunk, by randomized subspace iteration, and summed over two rea
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from hypersiren.prior.pca import Moments, principal_components, streamed_principal_components, top_eigenpairs
+
+from support import in_gloo_processes
 
 
 def collection(n=400, dim=300, rank=8, seed=0) -> torch.Tensor:
@@ -63,29 +63,14 @@ def test_moments_reshift_exactly_and_refuse_bad_chunks():
         top_eigenpairs(covariance, 3, method="lanczos")
 
 
-def _share(rank: int, world: int, path: str, queue) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{path}", rank=rank, world_size=world)
-    try:
-        flat = collection()
-        mine = flat[:150] if rank == 0 else flat[150:]  # unequal shares, each streamed in its own chunks
-        found = streamed_principal_components(mine.split(41 + rank), 6, method="randomized")
-        queue.put((rank, [t.clone() for t in found]))
-    finally:
-        dist.destroy_process_group()
+def _share(rank: int) -> list:
+    flat = collection()
+    mine = flat[:150] if rank == 0 else flat[150:]  # unequal shares, each streamed in its own chunks
+    return list(streamed_principal_components(mine.split(41 + rank), 6, method="randomized"))
 
 
 def test_two_processes_streaming_their_shares_find_the_components_of_all(tmp_path):
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    processes = [context.Process(target=_share, args=(rank, 2, str(tmp_path / "rendezvous"), queue))
-                 for rank in range(2)]
-    for process in processes:
-        process.start()
-    results = dict(queue.get(timeout=120) for _ in processes)
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
+    results = in_gloo_processes(_share, folder=tmp_path, timeout=120)
     expected = principal_components(collection(), 6)
     for rank in range(2):
         assert_same_components(results[rank], expected)

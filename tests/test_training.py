@@ -10,20 +10,12 @@ from hypersiren.prior import (Batch, BasisHyperNetwork, Context, HyperSirenConfi
                               load_prior, model_predictor, resume_trainer)
 from hypersiren.runs import CHECKPOINT, load_checkpoint, prepare_run_dir, save_checkpoint
 
+from support import smooth_images
+
 IMAGES = ImageModality(ImageData())  # the tests pass their signals in memory
 
 TINY_MODEL = HyperSirenConfig(value_dim=1, latent_dim=32, encoder_hidden=32, encoder_depth=2, siren_hidden=32,
                               siren_depth=3, head_hidden=32, heads="low_rank", rank=32)
-
-
-def smooth_images(n=4, side=8, seed=0):
-    """Grey images of smooth random waves, [n, side, side, 1] in [0, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    y, x = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side), indexing="ij")
-    freq = torch.rand(n, 2, generator=g) * 3
-    phase = torch.rand(n, 1, 1, generator=g) * 6
-    waves = torch.sin(freq[:, :1, None] * 3 * y + freq[:, 1:, None] * 3 * x + phase)
-    return ((waves + 1) / 2).unsqueeze(-1)
 
 
 def test_tiny_prior_overfits_a_handful_of_images(tmp_path):
@@ -61,8 +53,8 @@ def test_basis_prior_starts_from_pca_once_and_resumes_exactly(tmp_path, monkeypa
                          param_weight=0.0, init_steps=20, init_lr=1e-3, checkpoint_every_s=1e9)
     straight = [log.loss for log in PriorTrainer(BASIS_MODEL, config, IMAGES, images, tmp_path / "a").run()]
     calls = []
-    original = BasisHyperNetwork.initialise
-    monkeypatch.setattr(BasisHyperNetwork, "initialise",
+    original = BasisHyperNetwork.fit_start
+    monkeypatch.setattr(BasisHyperNetwork, "fit_start",
                         lambda self, *args, **kwargs: calls.append(1) or original(self, *args, **kwargs))
     head = [log.loss for log in PriorTrainer(BASIS_MODEL, dataclasses.replace(config, steps=2), IMAGES, images,
                                              tmp_path / "b").run()]

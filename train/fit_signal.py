@@ -9,7 +9,7 @@ Without `--input` each task fits its default signal (scikit-image's `camera`, a 
 sequence, a panning clip of `astronaut`, a torus; Helmholtz and wave need no input). `--preset paper`
 is the SIREN paper's recipe for the task, `default` the project's faster one; `--set FIELD=VALUE`
 overrides any `FitConfig` field. `--device` picks where it runs (default `auto`: CUDA where there is
-a GPU, else the CPU). The run folder gets config.json, TensorBoard events, siren.pt, the
+a GPU, else the CPU); `--precision bf16` (any device) or `fp16` (CUDA) runs the steps under autocast. The run folder gets config.json, TensorBoard events, siren.pt, the
 output (reconstruction.png / .wav / .mp4, mesh.ply, field.png) and metrics.json.
 Bad input (a file that cannot be read, an unknown `--set` field, an out-of-range option) ends it with one
 `error:` line and exit status 2.
@@ -22,7 +22,7 @@ import json
 import logging
 
 from hypersiren.config import parse_field_overrides, positive_float, positive_int, run_main
-from hypersiren.devices import resolve_device
+from hypersiren.devices import PRECISIONS, resolve_device
 from hypersiren.fitting import FIT_PRESETS, TASKS, FitConfig, fit_signal, preset_config
 
 
@@ -32,6 +32,8 @@ def main(args: argparse.Namespace) -> dict:
         raise ValueError(f"--set task={overrides['task']}: choose the task with --task, not --set")
     if args.steps is not None:
         overrides["steps"] = args.steps
+    if args.precision is not None:
+        overrides["precision"] = args.precision
     config = preset_config(args.task, args.preset, **overrides)
     metrics = fit_signal(config, args.out, source=args.source, second_source=args.second_source,
                          device=resolve_device(args.device), time_budget_s=args.time_budget,
@@ -52,6 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--preset", default="default", choices=sorted({p for t in FIT_PRESETS.values() for p in t}))
     parser.add_argument("--steps", type=positive_int, help="training steps (default: the preset's)")
     parser.add_argument("--time-budget", type=positive_float, help="stop after this many seconds of training")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="what each step's forward computes in: float32 (default), bf16 autocast (any device; "
+                             "derivatives lose precision) or fp16 with a gradient scaler (CUDA)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a FitConfig field, e.g. --set lr=5e-4 --set hidden_dim=128")
     parser.add_argument("--out", required=True, help="run folder")

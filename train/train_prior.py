@@ -10,7 +10,8 @@ A preset names its modality (today: images), its data configuration, model and t
 `--data` replaces the data source (images: `faces`, an `.npz`/`.npy` array of uint8 `[N, H, W, C]`,
 a CelebA root or a folder), `--holdout K` keeps the last K signals out of training, `--limit N` uses the
 first N. `--set section.field=value` overrides any field of `data.*` (e.g. `data.resolution`), `model.*`
-or `train.*`; `--steps`, `--time-budget`, `--batch-size`, `--micro-batch` and `--seed` are shortcuts for
+or `train.*`; `--steps`, `--time-budget`, `--batch-size`, `--micro-batch`, `--seed` and `--precision`
+(`float32`; `bf16` autocast on any device; `fp16` with a gradient scaler on CUDA) are shortcuts for
 `train.*`. The run folder gets `config.json`, TensorBoard events (loss terms, and every `--image-every`
 steps and at the end a context / prediction / truth picture of the first `--image-count` training
 signals), `checkpoint.pt` (which alone rebuilds the run: `--resume`) and `metrics.json`. `--device`
@@ -42,7 +43,7 @@ import logging
 
 import hypersiren  # noqa: F401  (registers the modalities and their presets)
 from hypersiren.config import non_negative_int, positive_float, positive_int, random_seed, run_main
-from hypersiren.devices import resolve_device
+from hypersiren.devices import PRECISIONS, resolve_device
 from hypersiren.prior.commands import train_prior
 from hypersiren.prior.distributed import join_torchrun, launched_rank
 from hypersiren.prior.presets import PRESETS
@@ -53,7 +54,7 @@ def main(args: argparse.Namespace) -> dict:
         return train_prior(
             preset=args.preset, out=args.out, overrides=args.set, resume=args.resume, overwrite=args.overwrite,
             shortcuts={"steps": args.steps, "time_budget": args.time_budget, "batch_size": args.batch_size,
-                       "micro_batch": args.micro_batch, "seed": args.seed},
+                       "micro_batch": args.micro_batch, "seed": args.seed, "precision": args.precision},
             data_shortcuts={"data": args.data, "holdout": args.holdout, "limit": args.limit},
             device=ranks.device, image_every=args.image_every, image_count=args.image_count,
             image_context=args.image_context, ranks=ranks)
@@ -74,6 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="at most this many signals per forward and backward in a process (gradients add up; "
                              "the step is the same)")
     parser.add_argument("--seed", type=random_seed, default=None)
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="what the forwards compute in: float32 (the preset's default), bf16 autocast (any "
+                             "device) or fp16 with a gradient scaler (CUDA); --resume may change it")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override a preset field, e.g. --set train.lr=1e-4 --set data.resolution=64 "
                              "(sections: data, model, train)")

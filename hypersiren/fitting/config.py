@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..devices import check_precision
 from ..geometry import SdfLossConfig
 
 TASKS = ("image", "audio", "video", "poisson_grad", "poisson_lapl", "poisson_blend", "sdf", "helmholtz", "wave")
@@ -34,6 +35,9 @@ class FitConfig:
     batch_fraction: float | None = None  # fraction of the signal's points per step (the paper's video: 0.38%)
     grad_clip: float | None = None  # max gradient norm; None: no clipping
     derivatives: str = "closed_form"  # "closed_form" (hypersiren.diff.siren_derivatives) or "autograd"
+    # "float32", "bf16" (autocast, any device) or "fp16" (autocast with a gradient scaler, CUDA only): what the
+    # loss's forward computes in (hypersiren.devices.autocast); derivatives of the SIREN then have its precision
+    precision: str = "float32"
     seed: int = 0
     # task data
     size: int = 256  # image side for image / Poisson tasks (the input is centre-cropped and resized)
@@ -71,6 +75,7 @@ class FitConfig:
             raise ValueError(f"FitConfig: task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.derivatives not in DERIVATIVES:
             raise ValueError(f"FitConfig: derivatives must be one of {DERIVATIVES}, got {self.derivatives!r}")
+        check_precision(self.precision, where="FitConfig")
         if self.velocity not in ("uniform", "layered"):
             raise ValueError(f"FitConfig: velocity must be 'uniform' or 'layered', got {self.velocity!r}")
         for name in ("hidden_dim", "depth", "steps", "size", "mesh_resolution", "initial_points", "log_every", "image_every"):

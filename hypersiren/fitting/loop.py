@@ -9,6 +9,12 @@ evaluations, so budgets compare recipes fairly.
 Devices: the SIREN, the optimiser state and the task's data live on `device`; random draws are made
 on the CPU (one generator, so a seed fits the same points everywhere) and moved there; metrics and
 saved files come back to the CPU.
+
+Precision (`FitConfig.precision`): each step's loss runs under `devices.autocast` ("bf16" on any device,
+"fp16" with a gradient scaler on CUDA), the backward outside it; the SIREN's weights, Adam and the metrics
+stay float32. The SIREN's derivatives (closed form or autograd) are then computed in bfloat16 / float16 and
+have its precision (about 3 significant digits for bf16): losses on derivatives (Poisson, SDF, Helmholtz,
+wave) are noisier than on values, and a high w0 amplifies the rounding of the first layer.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from ..devices import resolve_device
+from ..devices import autocast, check_precision, grad_scaler, resolve_device
 from ..export import export_siren, load_exported_siren
 from ..io import load_audio, load_image, load_oriented_points, load_video, moving_crop_video, packaged_image
 from ..io import tone_sequence, torus_points
@@ -135,6 +141,7 @@ def fit_signal(
     siren = Siren(task.in_dim, task.out_dim, hidden_dim=config.hidden_dim, depth=config.depth,
                   w0_first=config.w0_first, w0=config.w0).to(device)
     optimizer = torch.optim.Adam(siren.parameters(), lr=config.lr)
+    scaler = grad_scaler(config.precision, device)  # fp16 only
     generator = torch.Generator().manual_seed(config.seed)
     from torch.utils.tensorboard import SummaryWriter
 
@@ -144,16 +151,26 @@ def fit_signal(
         start = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step, elapsed, time_budget_s)
-        terms = task.loss(siren.params(), task.sample(generator))
+        batch = task.sample(generator)
+        with autocast(config.precision, device):
+            terms = task.loss(siren.params(), batch)
         if not torch.isfinite(terms["total"]):
             save_siren(run_dir / SIREN_FILE, siren, task=config.task, step=step)
             raise FloatingPointError(f"fit_signal: the loss became {terms['total'].item()} at step {step}; "
                                      f"the last finite model is in {run_dir / SIREN_FILE} (try a lower lr)")
         optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
+        if scaler is None:
+            terms["total"].backward()
+        else:
+            scaler.scale(terms["total"]).backward()
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
         if config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(siren.parameters(), config.grad_clip)
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)  # skipped when a gradient is not finite (the scale then drops)
+            scaler.update()
         if device.type == "cuda":  # kernels run asynchronously: wait for the step before timing it
             torch.cuda.synchronize(device)
         elapsed += time.perf_counter() - start
@@ -194,6 +211,7 @@ def _check_arguments(config: FitConfig, device: torch.device, task: Task | None,
                              f"expected the same config on {device}")
     if time_budget_s is not None and not time_budget_s > 0:
         raise ValueError(f"fit_signal: time_budget_s must be positive or None, got {time_budget_s!r}")
+    check_precision(config.precision, device, where="fit_signal")  # fp16 on a CPU: before the run folder
 
 
 def _log_metrics(writer, task: Task, siren: Siren, metrics: dict, step: int) -> None:

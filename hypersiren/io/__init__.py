@@ -9,6 +9,7 @@ from .images import (
     load_image_folder,
     load_packaged_faces,
     square_resize,
+    stream_collection,
 )
 from ._files import load_torch_file, open_numpy_file
 from .audio import load_audio, save_audio
@@ -25,6 +26,7 @@ __all__ = [
     "load_image_folder",
     "load_packaged_faces",
     "square_resize",
+    "stream_collection",
     # single signals and shapes
     "MESH_SUFFIXES",
     "load_audio",

@@ -18,6 +18,7 @@ import torch
 
 # numpy's refusals under allow_pickle=False: an object array, and a file that is not .npy/.npz (maybe a pickle)
 _NUMPY_OBJECTS, _NUMPY_NOT_ARRAYS = "Object arrays cannot be loaded", "contains pickled (object) data"
+_MAPPED_OBJECTS = "Python objects in dtype"  # numpy's refusal to memory-map an object array
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -97,7 +98,7 @@ def _unreadable(error: Exception, path: Path, caller: str, what: str, part: str 
     """The ValueError for a numpy file (or its array `part`) that `np.load` could not read: a refusal for
     object arrays and pickles, else what numpy found wrong (a truncated file, a bad header, ...)."""
     text = str(error)
-    if _NUMPY_OBJECTS in text or (_NUMPY_NOT_ARRAYS in text and _pickled(path)):
+    if _NUMPY_OBJECTS in text or _MAPPED_OBJECTS in text or (_NUMPY_NOT_ARRAYS in text and _pickled(path)):
         return ValueError(f"{caller}: {_refusal(path)}")
     if _NUMPY_NOT_ARRAYS in text:
         return ValueError(f"{caller}: cannot read {path} as {what}: not an .npy or .npz file")
@@ -147,3 +148,19 @@ def open_numpy_file(path: Path, caller: str, what: str = "a numpy .npy or .npz f
             return
         with loaded:
             yield NumpyArchive(loaded, path, caller, what)
+
+
+def memory_mapped(path: Path, caller: str, what: str = "a numpy .npy file") -> np.ndarray:
+    """The array of an `.npy` file mapped read-only (`np.load(path, mmap_mode="r", allow_pickle=False)`): only
+    its header is read here, its values as they are indexed. ValueError naming `caller` and `path` for a file
+    that cannot be mapped: an `.npz` archive, a truncated or damaged file, an array of Python objects (refused
+    unread)."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as error:  # numpy raises several types for a file that is not an array
+        raise _unreadable(error, path, caller, what) from error
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise ValueError(f"{caller}: cannot memory-map {path}: it is an .npz archive, which is read whole; save its "
+                         "array with np.save as an .npy file to stream it")
+    return array

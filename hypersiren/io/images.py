@@ -2,19 +2,22 @@
 
 Every loader returns `uint8 [N, H, W, C]` (C = 1 or 3). `square_resize` then centre-crops to a
 square and resizes with an antialiased bilinear filter (stated here because the reference code's
-resize filter changed with its Pillow version: it used NEAREST).
+resize filter changed with its Pillow version: it used NEAREST). For collections larger than memory,
+`stream_collection` yields them resized a chunk at a time (memory-mapped `.npy` shards, images decoded
+per chunk), each process of several its own share.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._files import error_text, open_numpy_file
+from ._files import error_text, memory_mapped, open_numpy_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 CELEBA_SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -49,7 +52,13 @@ def load_image_folder(path: str | os.PathLike, limit: int | None = None) -> np.n
 def load_celeba(root: str | os.PathLike, split: str = "train", limit: int | None = None) -> np.ndarray:
     """CelebA from its official aligned layout: `root/img_align_celeba/*.jpg` and
     `root/list_eval_partition.txt` (`000001.jpg 0` per line; 0 train, 1 val, 2 test)."""
-    root = Path(root)
+    files = _celeba_files(Path(root), split, limit)
+    images = [read_pixels(file, where="load_celeba") for file in files]
+    return _stacked(images, f"load_celeba: images in {files[0].parent}")
+
+
+def _celeba_files(root: Path, split: str, limit: int | None) -> list[Path]:
+    """The image files of a CelebA `split` (the first `limit`), each checked to exist."""
     if split not in CELEBA_SPLITS:
         raise ValueError(f"load_celeba: split must be one of {sorted(CELEBA_SPLITS)}, got {split!r}")
     partition, folder = root / "list_eval_partition.txt", root / "img_align_celeba"
@@ -62,13 +71,11 @@ def load_celeba(root: str | os.PathLike, split: str = "train", limit: int | None
     names = [name for name, part in _partition(partition) if part == CELEBA_SPLITS[split]][:limit]
     if not names:
         raise ValueError(f"load_celeba: {partition} lists no {split} images")
-    images = []
-    for name in names:
-        file = folder / name
+    files = [folder / name for name in names]
+    for file in files:
         if not file.is_file():
             raise FileNotFoundError(f"load_celeba: {file} is listed in {partition.name} but missing")
-        images.append(read_pixels(file, where="load_celeba"))
-    return _stacked(images, f"load_celeba: images in {folder}")
+    return files
 
 
 def _partition(path: Path) -> list[tuple[str, int]]:
@@ -156,7 +163,8 @@ def _checked(images: np.ndarray, where: str) -> np.ndarray:
 
 def load_collection(source: str | os.PathLike, *, split: str = "train", limit: int | None = None) -> np.ndarray:
     """Images from any supported source: `faces` (the packaged default), an `.npz`/`.npy` array, a CelebA
-    root (holding `list_eval_partition.txt`) or a folder of images. `uint8 [N, H, W, C]`."""
+    root (holding `list_eval_partition.txt`), a folder of images or a folder of `.npy` shards (as
+    `stream_collection` reads them). `uint8 [N, H, W, C]`."""
     if str(source) == "faces":
         return load_packaged_faces()[:limit]
     path = Path(source)
@@ -164,9 +172,107 @@ def load_collection(source: str | os.PathLike, *, split: str = "train", limit: i
         return load_image_array(path)[:limit]
     if (path / "list_eval_partition.txt").is_file():
         return load_celeba(path, split, limit)
+    if path.is_dir() and any(p.suffix.lower() == ".npy" for p in path.iterdir()):
+        count, read = _image_rows(path, split, "load_collection")
+        return read(slice(0, count if limit is None else min(limit, count)))
     if path.is_dir():
         return load_image_folder(path, limit)
-    raise FileNotFoundError(f"no image data at {path}: expected 'faces', an .npz/.npy file, a CelebA root or an image folder")
+    raise FileNotFoundError(f"no image data at {path}: expected 'faces', an .npz/.npy file, a CelebA root, an image "
+                            "folder or a folder of .npy shards")
+
+
+
+# --- collections streamed from disk ------------------------------------------------------------------
+
+def stream_collection(source: str | os.PathLike, resolution: int, *, chunk: int = 256, limit: int | None = None,
+                      holdout: int = 0, split: str = "train", rank: int = 0, world_size: int = 1
+                      ) -> Iterator[torch.Tensor]:
+    """The images of `source` at `resolution`, `chunk` at a time, without holding the collection: float32
+    `[n, R, R, C]` in [0, 1] (`square_resize` of each chunk), in `load_collection`'s order.
+
+    `source`: an `.npy` array or a folder of `.npy` shards (each uint8 `[N_i, H, W, C]`, all of one size,
+    in name order), read memory-mapped and a chunk at a time; a folder of images or a CelebA root (`split`),
+    decoded a chunk at a time; or `faces`. Of the first `limit` images less the last `holdout` (as a
+    `DataConfig` takes them), process `rank` of `world_size` streams its consecutive share. The files,
+    the shards' types and sizes and the share are checked here, before the first chunk, so that every
+    process raises alike; an image that cannot be decoded raises when its chunk is read."""
+    where = "stream_collection"
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"{where}: chunk must be a positive int, got {chunk!r}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"{where}: expected 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+    count, read = _image_rows(source, split, where)
+    count = min(count, count if limit is None else limit) - holdout
+    if count < world_size:
+        raise ValueError(f"{where}: {source} has {count + holdout} images (limit {limit}), {holdout} held out: too few "
+                         f"to give each of {world_size} processes one")
+    start, stop = rank * count // world_size, (rank + 1) * count // world_size
+    return (square_resize(read(slice(first, min(first + chunk, stop))), resolution)
+            for first in range(start, stop, chunk))
+
+
+def _image_rows(source: str | os.PathLike, split: str, where: str) -> tuple[int, Callable[[slice], np.ndarray]]:
+    """How many images `source` has and a reader of the rows `slice` of them: `uint8 [n, H, W, C]`."""
+    if str(source) == "faces":
+        faces = load_packaged_faces()
+        return len(faces), faces.__getitem__
+    path = Path(source)
+    if path.is_file():
+        if path.suffix.lower() != ".npy":
+            raise ValueError(f"{where}: cannot stream {path}: expected an .npy array (np.save), a folder of .npy "
+                             "shards or of images, or a CelebA root")
+        return _shard_rows([path], where)
+    if (path / "list_eval_partition.txt").is_file():
+        return _image_file_rows(_celeba_files(path, split, None), where)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{where}: no image data at {path}: expected 'faces', an .npy file, a folder of "
+                                ".npy shards or of images, or a CelebA root")
+    shards = sorted(p for p in path.iterdir() if p.suffix.lower() == ".npy")
+    images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if shards and images:
+        raise ValueError(f"{where}: {path} holds both .npy shards and image files; keep one kind per folder")
+    if not shards and not images:
+        raise ValueError(f"{where}: no .npy shards or {'/'.join(IMAGE_SUFFIXES)} files in {path}")
+    return _shard_rows(shards, where) if shards else _image_file_rows(images, where)
+
+
+def _shard_rows(paths: list[Path], where: str) -> tuple[int, Callable[[slice], np.ndarray]]:
+    """Rows of `.npy` shards of one image size; each is checked from its header, and mapped again per read
+    (so that the pages a read touched leave this process's resident memory with the mapping)."""
+    counts, size = [], None
+    for path in paths:
+        images = _checked(memory_mapped(path, where, "an .npy array of images"), f"{where}: {path}")
+        if size is not None and images.shape[1:] != size[1]:
+            raise ValueError(f"{where}: shard {path} holds images of {images.shape[1:]}, but {size[0]} holds "
+                             f"{size[1]}; every shard must hold images of one size [H, W, C]")
+        size = size or (path, images.shape[1:])
+        counts.append(images.shape[0])
+    offsets = np.cumsum([0, *counts])
+
+    def read(rows: slice) -> np.ndarray:
+        parts = []
+        for path, first, last in zip(paths, offsets[:-1], offsets[1:]):
+            if first < rows.stop and rows.start < last:
+                images = _checked(memory_mapped(path, where), f"{where}: {path}")
+                parts.append(np.array(images[max(rows.start - first, 0) : rows.stop - first]))  # a copy, then unmapped
+        return np.concatenate(parts)
+
+    return int(offsets[-1]), read
+
+
+def _image_file_rows(files: list[Path], where: str) -> tuple[int, Callable[[slice], np.ndarray]]:
+    """Rows of image files of one size (the first file's, decoded here), decoded per read."""
+    size = read_pixels(files[0], where=where).shape
+
+    def read(rows: slice) -> np.ndarray:
+        images = [read_pixels(file, where=where) for file in files[rows]]
+        for file, image in zip(files[rows], images):
+            if image.shape != size:
+                raise ValueError(f"{where}: {file} is {image.shape[1]}x{image.shape[0]} pixels, but {files[0]} is "
+                                 f"{size[1]}x{size[0]}; resize the images to one size first")
+        return np.stack(images)
+
+    return len(files), read
 
 
 # --- single images ---------------------------------------------------------------------------------

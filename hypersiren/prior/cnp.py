@@ -81,7 +81,8 @@ class ConditionalNeuralProcess(nn.Module):
                 f"B={representation.shape[0]}, got {tuple(coords.shape)}"
             )
         r = representation.unsqueeze(1).expand(-1, coords.shape[1], -1)  # [B, N, R]
-        out = self.decoder(torch.cat([r, coords], dim=-1))  # [B, N, 2C]
+        # under autocast the decoder's dtype (bf16 / fp16); back in the coordinates', so the loss computes in float32
+        out = self.decoder(torch.cat([r, coords], dim=-1)).to(coords.dtype)  # [B, N, 2C]
         mean, raw = out.chunk(2, dim=-1)
         std = c.min_std + (1 - c.min_std) * F.softplus(raw)
         return CNPPrediction(mean, std, representation)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..config import apply_overrides
+from ..devices import check_precision
 from ..runs import Interrupted, StopRequest, prepare_run_dir, run_lock, stop_requests, write_json
 from .distributed import Ranks
 from .modality import get_modality
@@ -23,8 +24,11 @@ from .refine import RefineConfig, refined_predictor
 from .training import StepLog, Trainer, load_cnp, load_prior, make_trainer, resume_trainer
 
 SHORTCUTS = (("steps", "steps"), ("time_budget", "time_budget_s"), ("batch_size", "batch_size"), ("seed", "seed"),
-             ("micro_batch", "micro_batch"))
-RESUME_SHORTCUTS = ("steps", "time_budget", "micro_batch")  # the shortcuts a resumed run takes
+             ("micro_batch", "micro_batch"), ("precision", "precision"))
+# the shortcuts a resumed run takes. Precision is one: like the device (which may change too), it is how
+# a step is computed, not what the run learns, and an fp16 run of a GPU must be able to go on on a CPU
+# (in bf16 or float32); the steps after such a change are close to the old precision's, not identical.
+RESUME_SHORTCUTS = ("steps", "time_budget", "micro_batch", "precision")
 DATA_SHORTCUTS = (("data", "source"), ("holdout", "holdout"), ("limit", "limit"))
 
 
@@ -77,6 +81,7 @@ def train_prior(*, preset: str, out: str | Path, overrides: list[str] = (), shor
         modality, signals, model_config, train_config = configure(
             preset, overrides, shortcuts={names[k]: v for k, v in (shortcuts or {}).items()},
             data_shortcuts={dict(DATA_SHORTCUTS)[k]: v for k, v in (data_shortcuts or {}).items()})
+        check_precision(train_config.precision, device, where="train_prior")  # fp16 on a CPU: before the folder
     run_dir = Path(out)
     with ExitStack() as folder, stop_requests() as stop:
         # bad settings fail before the folder is made; the lock is also the check that it is writable
@@ -84,7 +89,8 @@ def train_prior(*, preset: str, out: str | Path, overrides: list[str] = (), shor
         if resume:
             extend = {k: v for k, v in (shortcuts or {}).items() if k in RESUME_SHORTCUTS and v is not None}
             trainer = resume_trainer(run_dir, steps=extend.get("steps"), time_budget_s=extend.get("time_budget"),
-                                     micro_batch=extend.get("micro_batch"), device=device, ranks=ranks)
+                                     micro_batch=extend.get("micro_batch"), precision=extend.get("precision"),
+                                     device=device, ranks=ranks)
             shown = trainer.modality.load("train")[:image_count] if ranks.main else None
         else:
             trainer = make_trainer(model_config, train_config, modality, signals.to(device), run_dir, device=device,
@@ -158,10 +164,14 @@ def _run(trainer: Trainer, run_dir: Path, shown: torch.Tensor | None, *, stop: S
 
 def evaluate_prior(checkpoint: str | Path, *, out: str | Path, cnp: str | Path | None = None,
                    data: str | None = None, limit: int | None = None, seed: int = 0, residual: bool = False,
-                   refine_steps: int = 0, refine_lr: float = 1e-2, device: torch.device | str = "cpu") -> dict:
+                   refine_steps: int = 0, refine_lr: float = 1e-2, device: torch.device | str = "cpu",
+                   precision: str = "float32") -> dict:
     """Score a trained prior with its modality's protocol on the run's held-out signals (or every signal of
     `data`), next to the modality's baselines and, with `cnp`, a CNP trained on the same data. Writes
-    `out` (JSON) and `out` with suffix `.md` (the tables); returns the report."""
+    `out` (JSON) and `out` with suffix `.md` (the tables); returns the report. `precision`: what the prior
+    and the CNP predict in (`devices.autocast`; their predictions come back in float32 for the metrics);
+    the baselines compute in float32."""
+    check_precision(precision, device, where="eval_prior")
     prior = load_prior(checkpoint, device=device)
     modality, model = prior.modality, prior.model
     baseline_cnp = None
@@ -184,11 +194,13 @@ def evaluate_prior(checkpoint: str | Path, *, out: str | Path, cnp: str | Path |
                          f"have {modality.value_dim(test)}")
     refine = RefineConfig(steps=refine_steps, lr=refine_lr, residual=residual,
                           code="coeffs" if model.config.heads == "low_rank" else "latent")
-    predictors = {"prior": refined_predictor(model, refine, modality), **modality.baselines(train)}
+    predictors = {"prior": refined_predictor(model, refine, modality, precision=precision),
+                  **modality.baselines(train)}
     if baseline_cnp is not None:
-        predictors["cnp"] = model_predictor(baseline_cnp.model)
+        predictors["cnp"] = model_predictor(baseline_cnp.model, precision=precision)
     results = {name: modality.evaluate(predict, test, seed=seed) for name, predict in predictors.items()}
-    report = {**results["prior"], "signals": int(test.shape[0]), "seed": seed, "modality": modality.name,
+    report = {**results["prior"], "signals": int(test.shape[0]), "seed": seed, "precision": precision,
+              "modality": modality.name,
               "data": dataclasses.asdict(modality.data), "baselines": {k: v for k, v in results.items() if k != "prior"}}
     out = Path(out)
     write_json(out, report)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Callable, Iterator, TypeVar
@@ -187,25 +187,32 @@ def unused_parameters(loss: nn.Module, batch: Any) -> list[str]:
     return names
 
 
-def accumulate_gradients(loss: nn.Module, batch: Any, *, batch_size: int, micro_batch: int | None,
-                         ranks: Ranks) -> tuple[float, dict[str, float]]:
+def accumulate_gradients(loss: nn.Module, batch: Any, *, batch_size: int, micro_batch: int | None, ranks: Ranks,
+                         autocast: Callable[[], AbstractContextManager] = nullcontext,
+                         scaler: torch.amp.GradScaler | None = None) -> tuple[float, dict[str, float]]:
     """Backward of the global batch's loss into the parameters' `.grad`, computed over this process's
     rows (`ranks.rows`), one micro-batch at a time, and summed over the processes. `loss(part)` returns a
     record with a scalar `total` and named scalar `terms`, each a mean over the part's signals. Returns
-    the global batch's total and terms (the same on every process).
+    the global batch's total and terms (the same on every process), in float32 whatever the precision.
 
     A part of `n` rows is weighted by `n / batch_size`; DistributedDataParallel averages the processes'
-    gradients, hence the extra factor `world_size`. Gradients are exchanged once, after the last part."""
+    gradients, hence the extra factor `world_size`. Gradients are exchanged once, after the last part.
+    `autocast()`: a context for each forward (`devices.autocast`; the backward runs outside it, as torch
+    recommends); `scaler`: fp16's gradient scaler, which scales each part's loss before its backward."""
     parts = ranks.rows(batch_size, micro_batch)
     sums, names = None, ()
     for index, rows in enumerate(parts):
         weight = (rows.stop - rows.start) / batch_size
         accumulating = index < len(parts) - 1 and isinstance(loss, nn.parallel.DistributedDataParallel)
         with loss.no_sync() if accumulating else nullcontext():
-            part = loss(slice_rows(batch, rows, batch_size))
-            (part.total * (weight * ranks.world_size)).backward()
+            with autocast():
+                part = loss(slice_rows(batch, rows, batch_size))
+            weighted = part.total * (weight * ranks.world_size)
+            (weighted if scaler is None else scaler.scale(weighted)).backward()
         names = tuple(part.terms)
-        values = torch.stack([part.total.detach(), *(t.detach() for t in part.terms.values())]) * weight
+        # float32 at least: a term computed under autocast may be bfloat16 / float16 (float64 stays float64)
+        values = torch.stack([t.detach().to(torch.promote_types(t.dtype, torch.float32))
+                              for t in (part.total, *part.terms.values())]) * weight
         sums = values if sums is None else sums + values
     total, *terms = ranks.sum(sums).tolist()
     return total, dict(zip(names, terms))

@@ -7,7 +7,7 @@
 - `BasisHyperNetwork` (`heads="basis"`): shared hidden layers and a last layer linear in the latent, so
   a SIREN's output is `f_z(x) = m(x) + Phi(x) z`; under `z ~ N(0, I)` and Gaussian noise on the
   observations, the latent given a context has a closed-form posterior (`posterior`), and the model
-  starts from the probabilistic PCA of the training signals (`initialise`).
+  starts from the probabilistic PCA of the training signals (`initialise`; `fit_start` takes the PPCA).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..devices import full_precision
 from ..forward import layer_scales, siren_forward
 from ..params import SirenParams
 from ..siren import siren_init_bounds
 from .encoders import relu_mlp
-from .pca import probabilistic_pca
+from .pca import PPCA, probabilistic_pca
 from .types import Context, check_context
 
 
@@ -178,31 +179,44 @@ class BasisHyperNetwork(nn.Module):
             basis_gradient = torch.einsum("bmdh,zh->bmdz", jac, self.basis_weight[:, 0])  # [B, M, D, Z]
             residual = torch.cat([residual, ((context.normals - mean_gradient) * valid).flatten(1)], dim=1)
             phi = torch.cat([phi, (basis_gradient * valid.unsqueeze(-1)).flatten(1, 2)], dim=1)  # [B, M (C + D), Z]
-        noise = self.noise
-        eye = torch.eye(phi.shape[-1], dtype=phi.dtype, device=phi.device)
-        chol = torch.linalg.cholesky(phi.mT @ phi + noise * eye)
-        mean = torch.cholesky_solve((phi.mT @ residual.unsqueeze(-1)), chol).squeeze(-1)
-        return mean, noise * torch.cholesky_inverse(chol)
+        # the normal equations in float32 at least, also under autocast: a bfloat16 Gram matrix loses its
+        # small eigenvalues (and Cholesky its positive definiteness); the features above may be bfloat16
+        dtype = torch.promote_types(phi.dtype, torch.float32)
+        with full_precision(phi.device):
+            phi, residual, noise = phi.to(dtype), residual.to(dtype), self.noise.to(dtype)
+            eye = torch.eye(phi.shape[-1], dtype=dtype, device=phi.device)
+            chol = torch.linalg.cholesky(phi.mT @ phi + noise * eye)
+            mean = torch.cholesky_solve((phi.mT @ residual.unsqueeze(-1)), chol).squeeze(-1)
+            return mean, noise * torch.cholesky_inverse(chol)
 
     def initialise(self, coords: Tensor, values: Tensor, *, steps: int, lr: float = 1e-4) -> dict:
-        """Start from probabilistic PCA of a collection of signals on a shared grid, represented by the SIREN.
-
-        `coords [P, D]`, `values [N, P, C]`. The top `latent_dim` principal components, each scaled by
-        `sqrt(eigenvalue - noise)`, and the mean signal become the targets of `steps` Adam steps on the
-        trunk and last layers (squared error summed over the mean and components, averaged over points);
-        the noise is PPCA's (the mean discarded eigenvalue) plus what the fit leaves per value.
-        Returns `{"ppca_noise", "fit_error", "noise"}`.
-        """
+        """Start from probabilistic PCA of a collection of signals on a shared grid, represented by the SIREN:
+        `fit_start(coords, probabilistic_pca(values, latent_dim))`. `coords [P, D]`, `values [N, P, C]`;
+        ValueError unless there are more signals than components plus one."""
         latent_dim, dims, channels = self.basis_weight.shape[0], self.layer_shapes[0][1], self.layer_shapes[-1][0]
         if coords.dim() != 2 or values.dim() != 3 or coords.shape != (values.shape[1], dims) \
                 or values.shape[2] != channels:
             raise ValueError(f"BasisHyperNetwork.initialise: expected coords [P, {dims}] and values [N, P, {channels}], "
                              f"got {tuple(coords.shape)} and {tuple(values.shape)}")
-        n, points, _ = values.shape
-        if latent_dim >= min(n - 1, points * channels):
-            raise ValueError(f"BasisHyperNetwork.initialise: {latent_dim} components need more than {n} signals "
-                             f"of {points * channels} values")
-        target_mean, target_basis, ppca_noise = probabilistic_pca(values, latent_dim)
+        return self.fit_start(coords, probabilistic_pca(values, latent_dim), steps=steps, lr=lr)
+
+    def fit_start(self, coords: Tensor, start: PPCA, *, steps: int, lr: float = 1e-4) -> dict:
+        """Represent a probabilistic PCA of signals on the points `coords [P, D]` by the SIREN.
+
+        `start`'s mean `[P, C]` and top `latent_dim` components `[P, C, Z]` (`probabilistic_pca`, or
+        `streamed_probabilistic_pca` of a collection streamed from disk or over processes) become the
+        targets of `steps` Adam steps on the trunk and last layers (squared error summed over the mean and
+        components, averaged over points); the noise is PPCA's (the mean discarded eigenvalue) plus what the
+        fit leaves per value. Returns `{"ppca_noise", "fit_error", "noise"}`.
+        """
+        latent_dim, dims, channels = self.basis_weight.shape[0], self.layer_shapes[0][1], self.layer_shapes[-1][0]
+        points = coords.shape[0] if coords.dim() == 2 else -1
+        if coords.dim() != 2 or coords.shape[1] != dims or start.mean.shape != (points, channels) \
+                or start.basis.shape != (points, channels, latent_dim):
+            raise ValueError(f"BasisHyperNetwork.fit_start: expected coords [P, {dims}], a PPCA mean [P, {channels}] "
+                             f"and basis [P, {channels}, {latent_dim}], got {tuple(coords.shape)}, "
+                             f"{tuple(start.mean.shape)} and {tuple(start.basis.shape)}")
+        target_mean, target_basis, ppca_noise = start
         optimizer = torch.optim.Adam(self.parameters(), lr=lr)
         with torch.enable_grad():
             for _ in range(steps):
@@ -217,5 +231,3 @@ class BasisHyperNetwork(nn.Module):
             fit_error = float((self.basis(features) - target_basis).square().sum(-1).mean())
             self.log_noise.fill_(math.log(ppca_noise + fit_error))
         return {"ppca_noise": ppca_noise, "fit_error": fit_error, "noise": ppca_noise + fit_error}
-
-

@@ -9,7 +9,8 @@ from `DataConfig`) and provides:
 - training: `sample_batch(train_set, batch_size, train_config, generator)` -> a `Batch` (a context and
   query points with their supervision), `loss(model, batch)` -> `SupervisedLoss` computed with the
   per-sample predicted SIRENs, `step_metrics(terms)` (e.g. PSNR in stored units), `start_targets(train_set)`
-  (the signals on one shared set of points, for a basis prior's PCA start) and `preview(predict, signals)`
+  (the signals on one shared set of points, for a basis prior's PCA start; `start_chunks` streams them in
+  chunks, a share of the signals at a time, by default cut from `start_targets`) and `preview(predict, signals)`
   (a picture for TensorBoard);
 - evaluation: `evaluate(predict, signals, seed=)`, `baselines(train_signals)`, `report(results)`, and
   `residual_correction(context, residuals, coords)` for refinement;
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, Iterator, NamedTuple
 
 import torch
 from torch import Tensor
@@ -33,6 +34,7 @@ from .types import Context
 
 Predictor = Callable[[Context, Tensor], Tensor]  # (context, query coords [B, N, D]) -> values [B, N, C]
 SPLITS = ("train", "heldout", "all")
+START_CHUNK = 256  # signals per chunk of a basis prior's streamed PCA start (`Modality.start_chunks`)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,15 @@ class Modality:
 
     def start_targets(self, train_set: Any) -> tuple[Tensor, Tensor]:
         raise self._missing("a data-driven start (start_targets)")
+
+    def start_chunks(self, train_set: Any, *, rows: slice = slice(None),
+                     chunk: int = START_CHUNK) -> tuple[Tensor, Iterator[Tensor]]:
+        """The start's shared points `[P, D]` and the values there of the training signals `rows`, in chunks
+        `[n, P, C]` of at most `chunk` signals, for a start streamed over processes (each its own rows). By
+        default `start_targets` cut into chunks; a modality whose targets cost much to compute overrides it
+        to compute only `rows`."""
+        coords, values = self.start_targets(train_set)
+        return coords, iter(values[rows].split(chunk))
 
     def preview(self, predict: Predictor, signals: Tensor, *, context_points: int = 100, seed: int = 0) -> Tensor:
         raise self._missing("preview")

@@ -9,12 +9,16 @@ scatter of signals chunk by chunk (from memory-mapped shards, a folder, ...) and
 processes of a `torch.distributed` group; `streamed_principal_components(chunks, count)` gives what
 `principal_components` gives for their concatenation, with the top eigenpairs by `top_eigenpairs`: a
 dense `eigh` for small covariances, randomized subspace iteration (Halko, Martinsson and Tropp 2011)
-beyond `DENSE_LIMIT` values per signal (64x64 RGB images have 12,288).
+beyond `DENSE_LIMIT` values per signal (64x64 RGB images have 12,288). `streamed_probabilistic_pca` is
+`probabilistic_pca` by that route; the two share the step from eigenpairs to the PPCA (`_ppca`). The
+streamed route fixes each component's sign (its largest entry is positive), so that every chunking, share
+of processes and eigensolver gives the same basis; the in-memory route keeps `eigh`'s signs, so the starts
+it made before stay what they were (the two agree up to the sign of each component).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import torch
@@ -104,7 +108,7 @@ class Moments:
         if self.count < 2:
             raise ValueError(f"Moments.covariance: need at least 2 signals, got {self.count}")
         centre = self.sum / self.count
-        covariance = (self.scatter - self.count * torch.outer(centre, centre)) / (self.count - 1)
+        covariance = torch.addr(self.scatter, centre, centre, alpha=-self.count).div_(self.count - 1)  # one D x D copy
         return self.shift + centre, covariance
 
 
@@ -130,22 +134,64 @@ def top_eigenpairs(matrix: Tensor, count: int, *, method: str = "auto", oversamp
     return eigenvalues.flip(0)[:count], (basis @ small).flip(1)[:, :count]
 
 
+def streamed_moments(chunks: Iterable[Tensor], *, distributed: bool = True,
+                     caller: str = "streamed_moments") -> Moments:
+    """The `Moments` of the concatenated `chunks` (each `[n_i, D]`), summed over the processes of the
+    `torch.distributed` group when `distributed` and one is initialised (each process streaming its share).
+
+    Among several processes a failure while streaming (a bad file, a bad chunk, a process given no
+    chunks) stops every process: the one that failed raises its error, the others a ValueError saying
+    which process failed, instead of waiting forever for its sums."""
+    moments, failure = None, None
+    try:
+        for chunk in chunks:
+            moments = (moments or Moments(chunk.shape[-1], chunk.device)).add(chunk.reshape(chunk.shape[0], -1))
+        if moments is None:
+            raise ValueError(f"{caller}: no chunks")
+    except Exception as error:  # agreed on below, then raised again here
+        failure = error
+    if distributed and _group_size() > 1:
+        _agree(failure, moments, caller)
+    if failure is not None:
+        raise failure
+    return moments.all_reduce() if distributed else moments
+
+
+def _group_size() -> int:
+    """Processes in the default `torch.distributed` group (1 without one)."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _agree(failure: Exception | None, moments: Moments | None, caller: str) -> None:
+    """Whether every process streamed its share (one small all_reduce); if one failed, the others raise."""
+    import torch.distributed as dist
+
+    if moments is not None:
+        device = moments.sum.device
+    elif dist.get_backend() == "nccl":  # NCCL reduces tensors on this process's GPU only
+        device = torch.device("cuda", torch.cuda.current_device())
+    else:
+        device = torch.device("cpu")
+    failed = torch.zeros(dist.get_world_size(), dtype=torch.float64, device=device)
+    failed[dist.get_rank()] = failure is not None
+    dist.all_reduce(failed)
+    others = [rank for rank, flag in enumerate(failed.tolist()) if flag and rank != dist.get_rank()]
+    if failure is None and others:
+        raise ValueError(f"{caller}: process(es) {others} failed while streaming their share of the signals "
+                         "(their error says why); every process stops")
+
+
 def streamed_principal_components(chunks: Iterable[Tensor], count: int, *, method: str = "auto",
                                   distributed: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """`principal_components` of the concatenated `chunks` (each `[n_i, D]`; over all processes of the
     `torch.distributed` group when `distributed` and one is initialised, each process streaming its share),
     holding one chunk and the `D x D` scatter at a time. Eigenvectors match up to sign."""
-    moments: Moments | None = None
-    for chunk in chunks:
-        moments = (moments or Moments(chunk.shape[-1], chunk.device)).add(chunk.reshape(chunk.shape[0], -1))
-    if moments is None:
-        raise ValueError("streamed_principal_components: no chunks")
-    if distributed:
-        moments.all_reduce()
+    moments = streamed_moments(chunks, distributed=distributed, caller="streamed_principal_components")
     mean, covariance = moments.covariance()
     eigenvalues, vectors = top_eigenpairs(covariance, count, method=method)
     return eigenvalues, vectors, mean, covariance.diagonal().sum()
-
 
 
 class PPCA(NamedTuple):
@@ -165,12 +211,55 @@ def probabilistic_pca(values: Tensor, latent_dim: int) -> PPCA:
     if values.dim() != 3:
         raise ValueError(f"probabilistic_pca: expected values [N, P, C], got {tuple(values.shape)}")
     n, points, channels = values.shape
-    if latent_dim >= min(n - 1, points * channels):
-        raise ValueError(f"probabilistic_pca: {latent_dim} components need more than {n} signals "
-                         f"of {points * channels} values")
+    _check_components("probabilistic_pca", latent_dim, n, points * channels)
     with torch.no_grad():
-        eigenvalues, vectors, mean, total = principal_components(values.reshape(n, -1), latent_dim)
-        noise = float((total - eigenvalues.sum()) / (points * channels - latent_dim))
-        components = vectors * (eigenvalues - noise).clamp_min(0).sqrt()  # [P C, Z]
-        return PPCA(mean.reshape(points, channels).to(values.dtype),
-                    components.reshape(points, channels, latent_dim).to(values.dtype), noise)
+        components = principal_components(values.reshape(n, -1), latent_dim)
+        return _ppca(*components, shape=(points, channels), dtype=values.dtype, fix_signs=False)
+
+
+def streamed_probabilistic_pca(chunks: Iterable[Tensor], latent_dim: int, *, method: str = "auto",
+                               distributed: bool = True) -> PPCA:
+    """`probabilistic_pca` of the concatenated `chunks` (each `[n_i, P, C]`, in the dtype the PPCA takes),
+    streamed: memory holds one chunk and the `P C x P C` scatter in float64. Over the processes of the
+    `torch.distributed` group when `distributed` and one is initialised, each streaming its share (every
+    process needs at least one chunk); every process gets the same PPCA. `method`: the eigensolver of
+    `top_eigenpairs` (randomized beyond `DENSE_LIMIT` values per signal under "auto")."""
+    first: list[Tensor] = []  # an empty chunk like the first: its points, channels and dtype are the PPCA's
+
+    def flattened() -> Iterator[Tensor]:
+        for chunk in chunks:
+            if chunk.dim() == 3 and not first:
+                first.append(chunk.new_empty((0, *chunk.shape[1:])))
+            if chunk.dim() != 3 or chunk.shape[1:] != first[0].shape[1:]:
+                expected = "[n, {}, {}]".format(*first[0].shape[1:]) if first else "[n, P, C]"
+                raise ValueError(f"streamed_probabilistic_pca: expected chunks {expected}, got {tuple(chunk.shape)}")
+            yield chunk.reshape(chunk.shape[0], -1)
+
+    with torch.no_grad():
+        moments = streamed_moments(flattened(), distributed=distributed, caller="streamed_probabilistic_pca")
+        _check_components("streamed_probabilistic_pca", latent_dim, moments.count, moments.sum.shape[0])
+        mean, covariance = moments.covariance()
+        eigenvalues, vectors = top_eigenpairs(covariance, latent_dim, method=method)
+        return _ppca(eigenvalues, vectors, mean, covariance.diagonal().sum(), shape=tuple(first[0].shape[1:]),
+                     dtype=first[0].dtype, fix_signs=True)
+
+
+def _check_components(caller: str, latent_dim: int, count: int, values: int) -> None:
+    if latent_dim >= min(count - 1, values):
+        raise ValueError(f"{caller}: {latent_dim} components need more than {count} signals of {values} values")
+
+
+def _ppca(eigenvalues: Tensor, vectors: Tensor, mean: Tensor, total: Tensor, *, shape: tuple[int, int],
+          dtype: torch.dtype, fix_signs: bool) -> PPCA:
+    """The PPCA of the top eigenpairs (`[Z]`, `[P C, Z]`), mean `[P C]` and total variance of a sample
+    covariance, for signals of `shape = (P, C)`. `fix_signs`: make each component's largest entry in size
+    positive, so that every eigensolver and chunking gives the same basis, not one up to signs."""
+    points, channels = shape
+    latent_dim = eigenvalues.shape[0]
+    noise = float((total - eigenvalues.sum()) / (points * channels - latent_dim))
+    if fix_signs:
+        largest = vectors.gather(0, vectors.abs().argmax(0, keepdim=True))  # [1, Z]
+        vectors = vectors * torch.where(largest < 0, -1.0, 1.0).to(vectors.dtype)
+    components = vectors * (eigenvalues - noise).clamp_min(0).sqrt()  # [P C, Z]
+    return PPCA(mean.reshape(points, channels).to(dtype), components.reshape(points, channels, latent_dim).to(dtype),
+                noise)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..devices import autocast, check_precision
 from ..params import SirenParams
 from .modality import Modality, Predictor
 from .model import HyperSiren
@@ -77,19 +78,26 @@ def refine(model: HyperSiren, context: Context, config: RefineConfig) -> SirenPa
         return decode(code)
 
 
-def refined_predictor(model: HyperSiren, config: RefineConfig, modality: Modality | None = None) -> Predictor:
+def refined_predictor(model: HyperSiren, config: RefineConfig, modality: Modality | None = None, *,
+                      precision: str = "float32") -> Predictor:
     """A predictor `(context, coords) -> values [B, N, C]` with refinement and, when `config.residual`, the
-    modality's residual correction (which needs `modality`)."""
+    modality's residual correction (which needs `modality`). `precision`: what the model computes in, the
+    refinement steps included (`devices.autocast`); its renders come back in the coordinates' dtype
+    before the residual correction, which computes in that dtype."""
     if config.residual and modality is None:
         raise ValueError("refined_predictor: residual=True needs the modality that spreads the residuals")
+    check_precision(precision, where="refined_predictor")
     model.eval()
 
     def predict(context: Context, coords: Tensor) -> Tensor:
-        params = refine(model, context, config)
-        with torch.no_grad():
-            values = model.render(params, coords)
-            if config.residual:
-                residuals = (context.values - model.render(params, context.coords)) * context.mask.unsqueeze(-1)
+        with autocast(precision, coords.device):
+            params = refine(model, context, config)
+            with torch.no_grad():
+                values = model.render(params, coords).to(coords.dtype)
+                fitted = model.render(params, context.coords).to(coords.dtype) if config.residual else None
+        if config.residual:
+            with torch.no_grad():
+                residuals = (context.values - fitted) * context.mask.unsqueeze(-1)
                 values = values + modality.residual_correction(context, residuals, coords)
         return values
 

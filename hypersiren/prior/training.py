@@ -26,6 +26,7 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ..devices import autocast, check_precision, grad_scaler
 from ..runs import CHECKPOINT, RunFolderError, load_kind, save_checkpoint
 from .cnp import CNPConfig, ConditionalNeuralProcess, cnp_loss
 from .distributed import Ranks, TrainingLoss, accumulate_gradients
@@ -33,6 +34,7 @@ from .hypernets import BasisHyperNetwork
 from .losses import PriorLoss, prior_loss
 from .modality import Batch, Modality, modality_from_state
 from .model import HyperSiren, HyperSirenConfig
+from .pca import probabilistic_pca, streamed_probabilistic_pca
 from .predictors import model_predictor
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,9 @@ class TrainConfig:
     # most signals a process computes at once: its share of `batch_size` is split into micro-batches whose
     # gradients add up (the step is the same, memory smaller); None: its whole share at once
     micro_batch: int | None = None
+    # "float32", "bf16" (autocast in bfloat16, any device) or "fp16" (float16 with a gradient scaler, CUDA
+    # only): what the forwards compute in (`devices.autocast`); parameters, gradients and losses stay float32
+    precision: str = "float32"
 
     def __post_init__(self):
         if self.steps < 0 or self.batch_size < 1:
@@ -83,6 +88,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: time_budget_s must be positive or None, got {self.time_budget_s}")
         if self.micro_batch is not None and self.micro_batch < 1:
             raise ValueError(f"TrainConfig: micro_batch must be >= 1 or None, got {self.micro_batch}")
+        check_precision(self.precision, where="TrainConfig")
         if not 0 <= self.seed < 2**63:  # non-negative and in 64 bits, as `--set`'s ints are
             raise ValueError(f"TrainConfig: seed must be an int in [0, 2**63), got {self.seed}")
 
@@ -122,6 +128,8 @@ class Trainer:
                              f"{self.ranks.world_size} processes; every process needs at least one per step (use "
                              f"a batch size of at least {self.ranks.world_size} or fewer processes)")
         self.model_config, self.config, self.modality, self.run_dir = model_config, train_config, modality, Path(run_dir)
+        check_precision(train_config.precision, self.device, where=name)
+        self.scaler = grad_scaler(train_config.precision, self.device)  # fp16 only; its scale goes in the checkpoint
         torch.manual_seed(train_config.seed)
         self.model = self.build_model(model_config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
@@ -161,6 +169,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
             "step": self.step,
             "elapsed": self.elapsed,
             "start_info": self.start_info,
@@ -172,6 +181,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        if self.scaler is not None and state.get("scaler"):  # absent: older checkpoints, or not trained in fp16
+            self.scaler.load_state_dict(state["scaler"])
         self.step, self.elapsed = state["step"], state["elapsed"]
         self.start_info = state["start_info"]
 
@@ -190,17 +201,25 @@ class Trainer:
     def train_step(self) -> StepLog:
         """One Adam step on a batch of `batch_size` signals. Every process draws the whole batch and computes
         the loss on its rows, in micro-batches of `micro_batch` (`distributed.accumulate_gradients`); the
-        gradients, and so the step, are those of the whole batch."""
+        gradients, and so the step, are those of the whole batch. The forwards run in `precision`; under
+        fp16 the scaler skips a step whose gradients are not finite (a non-finite loss still stops `run`)."""
         c = self.config
         batch = self.modality.sample_batch(self.train_set, c.batch_size, c, self.generator)
         if self._loss is None:  # wrapped after the data-driven start, which changes the parameters
             self._loss = self.ranks.parallel(TrainingLoss(self.model, self.compute_loss), batch, c.batch_size)
         self.optimizer.zero_grad(set_to_none=True)
         total, terms = accumulate_gradients(self._loss, batch, batch_size=c.batch_size, micro_batch=c.micro_batch,
-                                            ranks=self.ranks)
+                                            ranks=self.ranks, autocast=lambda: autocast(c.precision, self.device),
+                                            scaler=self.scaler)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         if c.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip_grad_norm)
-        self.optimizer.step()
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         self.step += 1
         finite = all(math.isfinite(value) for value in terms.values())  # else `run` stops, naming the bad terms
         return StepLog(self.step, total, {**terms, **(self.modality.step_metrics(terms) if finite else {})})
@@ -274,20 +293,35 @@ class PriorTrainer(Trainer):
                           param_weight=c.param_weight)
 
     def initialise(self) -> None:
-        """`heads="basis"`: fit the SIREN to the probabilistic PCA of the training signals."""
+        """`heads="basis"`: fit the SIREN to the probabilistic PCA of the training signals. One process, or
+        fewer signals than values per signal: the in-memory PPCA (`probabilistic_pca`), in every process
+        alike. Several processes and more signals: each streams its consecutive share in chunks
+        (`Modality.start_chunks`) and the moments are summed over them (`streamed_probabilistic_pca`: the
+        single-process basis up to the sign of each component and float rounding)."""
         hypernet = self.model.hypernet
         if not isinstance(hypernet, BasisHyperNetwork):
             super().initialise()
-        count, latent_dim = self.num_signals, self.model_config.latent_dim
+        count, latent_dim, world_size = self.num_signals, self.model_config.latent_dim, self.ranks.world_size
         if latent_dim >= count - 1:  # checked before the start targets, which may take minutes to compute
             raise ValueError(f"PriorTrainer: a basis prior of latent_dim={latent_dim} needs more than "
                              f"{latent_dim + 1} training signals, got {count} (train on more, or set "
                              f"model.latent_dim below {count - 1})")
-        coords, values = self.modality.start_targets(self.train_set)
-        info = hypernet.initialise(coords, values, steps=self.config.init_steps, lr=self.config.init_lr)
-        self.start_info = {**info, "signals": values.shape[0], "steps": self.config.init_steps}
+        if count < world_size:
+            raise ValueError(f"PriorTrainer: the PCA start gives each of {world_size} processes a share of the "
+                             f"{count} training signals; train on at least {world_size} or use fewer processes")
+        values_per_signal = next(self.modality.start_chunks(self.train_set, rows=slice(0, 1), chunk=1)[1])[0].numel()
+        if world_size == 1 or count < values_per_signal:
+            # the whole PPCA in memory, by every process alike (with fewer signals than values: the cheap N x N
+            # Gram matrix), the single process's start exactly
+            coords, values = self.modality.start_targets(self.train_set)
+            start = probabilistic_pca(values, latent_dim)
+        else:  # each process streams its share and the D x D moments are summed (the same basis up to signs)
+            coords, chunks = self.modality.start_chunks(self.train_set, rows=self.ranks.rows(count)[0])
+            start = streamed_probabilistic_pca(chunks, latent_dim, distributed=self.ranks.joined)
+        info = hypernet.fit_start(coords, start, steps=self.config.init_steps, lr=self.config.init_lr)
+        self.start_info = {**info, "signals": count, "steps": self.config.init_steps}
         log.info("initialised from the principal components of %d signals in %d steps: noise %.3g "
-                 "(PPCA %.3g + fit %.3g)", values.shape[0], self.config.init_steps, info["noise"],
+                 "(PPCA %.3g + fit %.3g)", count, self.config.init_steps, info["noise"],
                  info["ppca_noise"], info["fit_error"])
 
 
@@ -343,19 +377,23 @@ def _checked_state(path: Path, kinds: tuple[str, ...], modality: str | None, whe
 
 
 def resume_trainer(run_dir: Path, *, steps: int | None = None, time_budget_s: float | None = None,
-                   micro_batch: int | None = None, device: torch.device | str | None = None,
-                   signals: Tensor | None = None, ranks: Ranks | None = None) -> Trainer:
+                   micro_batch: int | None = None, precision: str | None = None,
+                   device: torch.device | str | None = None, signals: Tensor | None = None,
+                   ranks: Ranks | None = None) -> Trainer:
     """Resume a run from its checkpoint alone (model kind, modality and data are stored there); `steps` /
     `time_budget_s` may extend it and `micro_batch` change how much a process computes at once (not the
-    steps). `signals`: the training signals, when the run was given them in memory rather than loaded
-    from its data configuration. `ranks`: the processes that continue it (any number; the checkpoint does
-    not depend on how many wrote it)."""
+    steps). `precision` may change too, like the device: it is how a step is computed, not what the run
+    is (an fp16 run of a GPU goes on in bf16 or float32 on a CPU); the resumed steps are then close to,
+    no longer bit-identical with, those of the old precision, and a new fp16 scaler starts afresh.
+    `signals`: the training signals, when the run was given them in memory rather than loaded from its data
+    configuration. `ranks`: the processes that continue it (any number; the checkpoint does not depend on
+    how many wrote it)."""
     state = _checked_state(Path(run_dir) / CHECKPOINT, tuple(TRAINERS), None, "resume_trainer")
     trainer_type = TRAINERS[state["kind"]]
     modality = modality_from_state(state, f"resume_trainer: {run_dir}")
     config = TrainConfig(**state["train_config"])
-    overrides = {k: v for k, v in (("steps", steps), ("time_budget_s", time_budget_s), ("micro_batch", micro_batch))
-                 if v is not None}
+    overrides = {k: v for k, v in (("steps", steps), ("time_budget_s", time_budget_s), ("micro_batch", micro_batch),
+                                   ("precision", precision)) if v is not None}
     signals = modality.load("train") if signals is None else signals
     if device is not None:
         signals = signals.to(device)

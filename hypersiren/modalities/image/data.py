@@ -11,16 +11,21 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
-from ...io import IMAGE_SUFFIXES, load_collection, read_pixels, square_resize
-from ...prior.modality import DataConfig, split_signals
+from ...coords import image_to_points
+from ...io import IMAGE_SUFFIXES, load_collection, read_pixels, square_resize, stream_collection
+from ...metrics import to_signed
+from ...prior.modality import START_CHUNK, DataConfig, split_signals
+from ...prior.pca import PPCA, streamed_probabilistic_pca
 
 
 @dataclass(frozen=True)
 class ImageData(DataConfig):
     """An image collection: `source` is `faces` (scikit-image's 100 packaged faces), an `.npz`/`.npy` array
-    of uint8 `[N, H, W, C]` images (key `images`), a CelebA root or a folder of images."""
+    of uint8 `[N, H, W, C]` images (key `images`), a folder of `.npy` shards of such arrays, a CelebA root
+    or a folder of images."""
 
     source: str = "faces"
     resolution: int = 32  # side of the square images the prior is trained on
@@ -50,3 +55,23 @@ def load_images(source: str | os.PathLike, resolution: int, channels: int) -> Te
     if images.shape[-1] != channels:
         raise ValueError(f"load_images: the prior models {channels} channel(s) but {source} has {images.shape[-1]}")
     return images
+
+
+def stream_start(source: str | os.PathLike, resolution: int, latent_dim: int, *, chunk: int = START_CHUNK,
+                 limit: int | None = None, holdout: int = 0, method: str = "auto",
+                 device: torch.device | str = "cpu") -> PPCA:
+    """A basis prior's start for a collection too large to hold: the probabilistic PCA (`latent_dim`
+    components) of its training images at `resolution`, the first `limit` less the last `holdout` as
+    `ImageData` takes them, streamed from disk `chunk` images at a time (`io.stream_collection`) with the
+    moments on `device`. In model units, as `PriorTrainer` computes it from the same images: values in
+    [-1, 1] at the pixel centres in `image_to_points`' order (mean `[R R, C]`, basis `[R R, C, Z]`), for
+    `BasisHyperNetwork.fit_start`. Within an initialised `torch.distributed` group each process streams its
+    share and every process gets the PPCA of all. `method`: the eigensolver (`prior.top_eigenpairs`)."""
+    import torch.distributed as dist
+
+    joined = dist.is_available() and dist.is_initialized()
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if joined else (0, 1)
+    images = stream_collection(source, resolution, chunk=chunk, limit=limit, holdout=holdout, rank=rank,
+                               world_size=world_size)
+    chunks = (image_to_points(to_signed(part.to(device)))[1] for part in images)  # [n, R R, C]
+    return streamed_probabilistic_pca(chunks, latent_dim, method=method)

@@ -14,7 +14,7 @@ consistency, F-score); previews render context points, the completed surface and
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from torch import Tensor
 from ...geometry import SdfBatch, SdfLossConfig, oriented_point_sdf, sdf_loss
 from ...prior.context import fixed_context, sample_context
 from ...prior.losses import SupervisedLoss
-from ...prior.modality import Modality, Predictor, register_modality
+from ...prior.modality import START_CHUNK, Modality, Predictor, register_modality
 from ...prior.types import Context, Prediction
 from .data import ShapeData, load_split
 from .figures import completion_figure, completion_row
@@ -102,16 +102,34 @@ class ShapeModality(Modality):
         (`geometry.oriented_point_sdf`): `[Q, 3]`, `[S, Q, 1]`. Half the points are uniform in `[-1, 1]^3`,
         half are surface points of randomly drawn training shapes moved by `NEAR_SURFACE` noise, so the
         start is most accurate where surfaces are. Seeded by the data's seed."""
+        queries = self._start_points(train_set)
+        return queries, self._signed_distances(train_set, queries, slice(None))
+
+    def start_chunks(self, train_set: ShapeTrainingSet, *, rows: slice = slice(None),
+                     chunk: int = START_CHUNK) -> tuple[Tensor, Iterator[Tensor]]:
+        """`start_targets`' points and the signed distances of the shapes `rows` there, computed `chunk`
+        shapes at a time (among several processes each computes only its own shapes)."""
+        queries = self._start_points(train_set)
+        shapes = range(train_set.points.shape[0])[rows]
+        return queries, (self._signed_distances(train_set, queries, slice(first, min(first + chunk, shapes.stop)))
+                         for first in range(shapes.start, shapes.stop, chunk))
+
+    def _start_points(self, train_set: ShapeTrainingSet) -> Tensor:
+        """The start's `START_POINTS` shared points `[Q, 3]`, drawn from the data's seed (see `start_targets`)."""
         rng = np.random.default_rng(self.data.seed)
-        points, normals = train_set.points.cpu().double().numpy(), train_set.normals.cpu().double().numpy()
+        points = train_set.points.cpu().double().numpy()
         uniform = rng.uniform(-1.0, 1.0, size=(START_POINTS // 2, 3))
         near = points[rng.integers(0, len(points), START_POINTS // 2), rng.integers(0, points.shape[1], START_POINTS // 2)]
         near = near + rng.normal(size=near.shape) * rng.choice(NEAR_SURFACE, size=(len(near), 1))
         queries = np.concatenate([uniform, np.clip(near, -1.0, 1.0)])
-        values = np.stack([oriented_point_sdf(p, n, queries) for p, n in zip(points, normals)])[..., None]
-        like = train_set.points
-        return (torch.as_tensor(queries, dtype=like.dtype, device=like.device),
-                torch.as_tensor(values, dtype=like.dtype, device=like.device))
+        return torch.as_tensor(queries, dtype=train_set.points.dtype, device=train_set.points.device)
+
+    def _signed_distances(self, train_set: ShapeTrainingSet, queries: Tensor, rows: slice) -> Tensor:
+        """The approximate signed distances `[n, Q, 1]` of the training shapes `rows` at `queries [Q, 3]`."""
+        points, normals = train_set.points[rows].cpu().double().numpy(), train_set.normals[rows].cpu().double().numpy()
+        at = queries.cpu().double().numpy()
+        values = np.stack([oriented_point_sdf(p, n, at) for p, n in zip(points, normals)])[..., None]
+        return torch.as_tensor(values, dtype=queries.dtype, device=queries.device)
 
     def preview(self, predict: Predictor, signals: Tensor, *, context_points: int = 100, seed: int = 0) -> Tensor:
         """Context points | completed surface | truth for the first `PREVIEW_SHAPES` shapes: `[H, W, 3]`."""
