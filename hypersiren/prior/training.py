@@ -309,15 +309,16 @@ class PriorTrainer(Trainer):
         if count < world_size:
             raise ValueError(f"PriorTrainer: the PCA start gives each of {world_size} processes a share of the "
                              f"{count} training signals; train on at least {world_size} or use fewer processes")
-        values_per_signal = next(self.modality.start_chunks(self.train_set, rows=slice(0, 1), chunk=1)[1])[0].numel()
-        if world_size == 1 or count < values_per_signal:
-            # the whole PPCA in memory, by every process alike (with fewer signals than values: the cheap N x N
-            # Gram matrix), the single process's start exactly
-            coords, values = self.modality.start_targets(self.train_set)
-            start = probabilistic_pca(values, latent_dim)
-        else:  # each process streams its share and the D x D moments are summed (the same basis up to signs)
+        # several processes and more signals than values per signal (one signal's, probed only then): stream
+        streamed = world_size > 1 and count >= next(
+            self.modality.start_chunks(self.train_set, rows=slice(0, 1), chunk=1)[1])[0].numel()
+        if streamed:  # each process streams its share and the D x D moments are summed (the basis up to signs)
             coords, chunks = self.modality.start_chunks(self.train_set, rows=self.ranks.rows(count)[0])
             start = streamed_probabilistic_pca(chunks, latent_dim, distributed=self.ranks.joined)
+        else:  # the whole PPCA in memory, by every process alike (with fewer signals than values: the cheap
+            # N x N Gram matrix), the single process's start exactly
+            coords, values = self.modality.start_targets(self.train_set)
+            start = probabilistic_pca(values, latent_dim)
         info = hypernet.fit_start(coords, start, steps=self.config.init_steps, lr=self.config.init_lr)
         self.start_info = {**info, "signals": count, "steps": self.config.init_steps}
         log.info("initialised from the principal components of %d signals in %d steps: noise %.3g "
