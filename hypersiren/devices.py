@@ -14,8 +14,19 @@ logged losses stay float32 in all three; the backward runs outside autocast, as 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from typing import Iterable
 
 import torch
+
+
+def adam(parameters: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
+    """Adam over `parameters` with torch's fused kernel (one pass over all the parameters per step instead of
+    a dozen: 3.5 ms -> 0.5 ms for 600k parameters on one CPU thread) where every parameter is a floating-point
+    tensor on the CPU or CUDA; elsewhere torch's default implementation. Both compute the same update up to
+    float rounding, and their checkpoints load into each other."""
+    params = list(parameters)
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=True if fused else None)
 
 
 def available_devices() -> list[str]:

@@ -126,7 +126,7 @@ def test_parts_of_a_batch_add_up_to_its_loss_and_gradient(case, world_size, micr
     for rank in range(world_size):
         trainer.model.zero_grad(set_to_none=True)
         part_total, part_terms = accumulate_gradients(loss, batch, batch_size=c.batch_size, micro_batch=micro_batch,
-                                                      ranks=Ranks(rank, world_size))
+                                                      ranks=Ranks(rank, world_size))()
         total += part_total
         terms = {k: terms.get(k, 0.0) + v for k, v in part_terms.items()}
         for name, p in params.items():

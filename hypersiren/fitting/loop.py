@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from ..devices import autocast, check_precision, grad_scaler, resolve_device
+from ..devices import adam, autocast, check_precision, grad_scaler, resolve_device
 from ..export import export_siren, load_exported_siren
 from ..io import load_audio, load_image, load_oriented_points, load_video, moving_crop_video, packaged_image
 from ..io import tone_sequence, torus_points
@@ -140,7 +140,7 @@ def fit_signal(
     torch.manual_seed(config.seed)  # the same initial SIREN on every device: initialised on the CPU, then moved
     siren = Siren(task.in_dim, task.out_dim, hidden_dim=config.hidden_dim, depth=config.depth,
                   w0_first=config.w0_first, w0=config.w0).to(device)
-    optimizer = torch.optim.Adam(siren.parameters(), lr=config.lr)
+    optimizer = adam(siren.parameters(), lr=config.lr)
     scaler = grad_scaler(config.precision, device)  # fp16 only
     generator = torch.Generator().manual_seed(config.seed)
     from torch.utils.tensorboard import SummaryWriter

@@ -64,9 +64,10 @@ def generator_device(generator: torch.Generator | None) -> torch.device:
 
 
 def _distinct(batch: int, n: int, m: int, device, generator) -> Tensor:
-    """`[B, m]` indices, distinct within each row, uniformly at random."""
+    """`[B, m]` indices, distinct within each row, uniformly at random: the positions of each row's `m`
+    smallest random keys, smallest first (a partial sort: a third of a full argsort's time at 200 of 1024)."""
     keys = torch.rand(batch, n, generator=generator, device=generator_device(generator))
-    return keys.argsort(dim=1)[:, :m].to(device)
+    return keys.topk(m, dim=1, largest=False, sorted=True).indices.to(device)
 
 
 def _gather(coords: Tensor, values: Tensor, index: Tensor, mask: Tensor) -> Context:

@@ -77,11 +77,21 @@ class Ranks:
 
     def sum(self, values: Tensor) -> Tensor:
         """`values` summed over the processes (a new tensor on every process)."""
+        return self.start_sum(values)()
+
+    def start_sum(self, values: Tensor) -> Callable[[], Tensor]:
+        """`sum(values)` started now and read by calling the result, so that this process can go on (with the
+        optimizer step, say) while the processes exchange it."""
         if not self.joined:
-            return values
+            return lambda: values
         total = values.detach().clone()
-        dist.all_reduce(total, op=dist.ReduceOp.SUM)
-        return total
+        work = dist.all_reduce(total, op=dist.ReduceOp.SUM, async_op=True)
+
+        def result() -> Tensor:
+            work.wait()
+            return total
+
+        return result
 
     def copy_from_main(self, module: nn.Module) -> None:
         """Overwrite `module`'s parameters and buffers with rank 0's, in place."""
@@ -189,11 +199,13 @@ def unused_parameters(loss: nn.Module, batch: Any) -> list[str]:
 
 def accumulate_gradients(loss: nn.Module, batch: Any, *, batch_size: int, micro_batch: int | None, ranks: Ranks,
                          autocast: Callable[[], AbstractContextManager] = nullcontext,
-                         scaler: torch.amp.GradScaler | None = None) -> tuple[float, dict[str, float]]:
+                         scaler: torch.amp.GradScaler | None = None) -> Callable[[], tuple[float, dict[str, float]]]:
     """Backward of the global batch's loss into the parameters' `.grad`, computed over this process's
     rows (`ranks.rows`), one micro-batch at a time, and summed over the processes. `loss(part)` returns a
-    record with a scalar `total` and named scalar `terms`, each a mean over the part's signals. Returns
-    the global batch's total and terms (the same on every process), in float32 whatever the precision.
+    record with a scalar `total` and named scalar `terms`, each a mean over the part's signals. Returns a
+    function that gives the global batch's total and terms (the same on every process), in float32 whatever
+    the precision: their sum over the processes is under way when this returns, so a trainer steps the
+    optimizer before calling it (one exchange's latency saved per step).
 
     A part of `n` rows is weighted by `n / batch_size`; DistributedDataParallel averages the processes'
     gradients, hence the extra factor `world_size`. Gradients are exchanged once, after the last part.
@@ -214,8 +226,13 @@ def accumulate_gradients(loss: nn.Module, batch: Any, *, batch_size: int, micro_
         values = torch.stack([t.detach().to(torch.promote_types(t.dtype, torch.float32))
                               for t in (part.total, *part.terms.values())]) * weight
         sums = values if sums is None else sums + values
-    total, *terms = ranks.sum(sums).tolist()
-    return total, dict(zip(names, terms))
+    summed = ranks.start_sum(sums)
+
+    def totals() -> tuple[float, dict[str, float]]:
+        total, *terms = summed().tolist()
+        return total, dict(zip(names, terms))
+
+    return totals
 
 
 def launched_rank() -> int:

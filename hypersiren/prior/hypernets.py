@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..devices import full_precision
+from ..devices import adam, full_precision
 from ..forward import layer_scales, siren_forward
 from ..params import SirenParams
 from ..siren import siren_init_bounds
@@ -217,7 +217,7 @@ class BasisHyperNetwork(nn.Module):
                              f"and basis [P, {channels}, {latent_dim}], got {tuple(coords.shape)}, "
                              f"{tuple(start.mean.shape)} and {tuple(start.basis.shape)}")
         target_mean, target_basis, ppca_noise = start
-        optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+        optimizer = adam(self.parameters(), lr=lr)
         with torch.enable_grad():
             for _ in range(steps):
                 features = self.features(coords)

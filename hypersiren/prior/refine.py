@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..devices import autocast, check_precision
+from ..devices import adam, autocast, check_precision
 from ..params import SirenParams
 from .modality import Modality, Predictor
 from .model import HyperSiren
@@ -64,7 +64,7 @@ def refine(model: HyperSiren, context: Context, config: RefineConfig) -> SirenPa
     with torch.no_grad():
         code0, decode = _code_and_decoder(model, context, config.code)
     code = code0.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([code], lr=config.lr)
+    optimizer = adam([code], lr=config.lr)
     mask = context.mask.to(code.dtype)  # [B, M]
     counts = mask.sum(1)
     with torch.enable_grad():

@@ -26,7 +26,7 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..devices import autocast, check_precision, grad_scaler
+from ..devices import adam, autocast, check_precision, grad_scaler
 from ..runs import CHECKPOINT, RunFolderError, load_kind, save_checkpoint
 from .cnp import CNPConfig, ConditionalNeuralProcess, cnp_loss
 from .distributed import Ranks, TrainingLoss, accumulate_gradients
@@ -132,7 +132,7 @@ class Trainer:
         self.scaler = grad_scaler(train_config.precision, self.device)  # fp16 only; its scale goes in the checkpoint
         torch.manual_seed(train_config.seed)
         self.model = self.build_model(model_config).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr)
+        self.optimizer = adam(self.model.parameters(), lr=train_config.lr)
         self.generator = torch.Generator().manual_seed(train_config.seed)
         self.train_set = modality.prepare(signals, train_config, self.device)
         self.num_signals = signals.shape[0]
@@ -208,9 +208,9 @@ class Trainer:
         if self._loss is None:  # wrapped after the data-driven start, which changes the parameters
             self._loss = self.ranks.parallel(TrainingLoss(self.model, self.compute_loss), batch, c.batch_size)
         self.optimizer.zero_grad(set_to_none=True)
-        total, terms = accumulate_gradients(self._loss, batch, batch_size=c.batch_size, micro_batch=c.micro_batch,
-                                            ranks=self.ranks, autocast=lambda: autocast(c.precision, self.device),
-                                            scaler=self.scaler)
+        totals = accumulate_gradients(self._loss, batch, batch_size=c.batch_size, micro_batch=c.micro_batch,
+                                      ranks=self.ranks, autocast=lambda: autocast(c.precision, self.device),
+                                      scaler=self.scaler)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         if c.clip_grad_norm is not None:
@@ -221,6 +221,7 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         self.step += 1
+        total, terms = totals()  # summed over the processes while they stepped
         finite = all(math.isfinite(value) for value in terms.values())  # else `run` stops, naming the bad terms
         return StepLog(self.step, total, {**terms, **(self.modality.step_metrics(terms) if finite else {})})
 

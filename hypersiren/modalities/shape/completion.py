@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ...devices import adam
 from ...geometry import SdfBatch, SdfLossConfig, sdf_loss, winding_number
 from ...prior.types import Context
 from ...siren import Siren
@@ -173,7 +174,7 @@ def fitted_completer(config: FitConfig = FitConfig()) -> Completer:
         torch.manual_seed(config.seed)
         siren = Siren(3, 1, hidden_dim=config.hidden, depth=config.depth, w0_first=config.w0, w0=config.w0)
         siren = siren.to(points.device)
-        optimizer = torch.optim.Adam(siren.parameters(), lr=config.lr)
+        optimizer = adam(siren.parameters(), lr=config.lr)
         generator = torch.Generator().manual_seed(config.seed)
         end = time.perf_counter() + config.seconds
         with torch.enable_grad():
