@@ -27,7 +27,8 @@ as `.npy` shards of `--shard-size` into a temporary folder, then times each rout
 thread unless `--threads`): the baseline, `load_collection` + the in-memory `probabilistic_pca` (run only
 where the collection's float32 size is under `--baseline-max-mb`), and the streamed start
 (`stream_collection` -> `Moments` -> `top_eigenpairs`) with the dense `eigh` and with randomized subspace
-iteration. The table gives the seconds of the moments pass and of the eigen step, and the process's peak
+iteration, and the sketch that never forms the scatter (`sketched_principal_components`: one pass for the
+mean, six multiplying the images by 272 directions; its whole time is in the moments column). The table gives the seconds of the moments pass and of the eigen step, and the process's peak
 resident memory (VmHWM) against the collection's float32 size.
 """
 
@@ -50,7 +51,8 @@ import hypersiren  # noqa: F401  (registers the modalities and presets)
 from hypersiren.coords import image_to_points
 from hypersiren.io import load_collection, square_resize, stream_collection
 from hypersiren.metrics import to_signed
-from hypersiren.prior import join_torchrun, make_trainer, probabilistic_pca, streamed_moments, top_eigenpairs
+from hypersiren.prior import (join_torchrun, make_trainer, probabilistic_pca, sketched_principal_components, streamed_moments,
+                              top_eigenpairs)
 from hypersiren.prior.commands import configure
 
 TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node")
@@ -136,7 +138,7 @@ def main(args: argparse.Namespace) -> list[dict]:
 # --- the streamed PCA start (--part start) ---------------------------------------------------------
 
 ROUTES = {"baseline": "in-memory probabilistic_pca (baseline)", "dense": "streamed, dense eigh",
-          "randomized": "streamed, randomized"}
+          "randomized": "streamed, randomized", "sketch": "streamed sketch, no scatter (1 + 6 passes)"}
 
 
 def write_collection(folder: Path, count: int, side: int, shard_size: int, seed: int = 0) -> None:
@@ -173,6 +175,10 @@ def start_worker(args: argparse.Namespace) -> None:
         loaded = time.perf_counter()
         probabilistic_pca(values, z)
         moments_s, eigen_s = loaded - begin, time.perf_counter() - loaded  # loading; PCA
+    elif route == "sketch":  # no scatter: 1 + 6 passes over the files (all in the moments column)
+        sketched_principal_components(lambda: (image_to_points(to_signed(part))[1].reshape(len(part), -1)
+                                               for part in stream_collection(args.source, resolution, chunk=args.chunk)), z)
+        moments_s, eigen_s = time.perf_counter() - begin, 0.0
     else:
         chunks = (image_to_points(to_signed(part))[1].reshape(len(part), -1)
                   for part in stream_collection(args.source, resolution, chunk=args.chunk))

@@ -1,11 +1,14 @@
 """Streamed and distributed principal components (`prior.pca`): the same eigenpairs as the in-memory
-route, chunk by chunk, by randomized subspace iteration, and summed over two real gloo processes."""
+route, chunk by chunk, by randomized subspace iteration, by the sketch that never forms the scatter, and
+summed over two real gloo processes."""
 
 
 import pytest
 import torch
 
-from hypersiren.prior.pca import Moments, principal_components, streamed_principal_components, top_eigenpairs
+from hypersiren.prior import pca
+from hypersiren.prior.pca import (Moments, principal_components, probabilistic_pca, sketched_principal_components,
+                                  streamed_principal_components, streamed_probabilistic_pca, top_eigenpairs)
 
 from support import in_gloo_processes
 
@@ -71,6 +74,55 @@ def _share(rank: int) -> list:
 
 def test_two_processes_streaming_their_shares_find_the_components_of_all(tmp_path):
     results = in_gloo_processes(_share, folder=tmp_path, timeout=120)
+    expected = principal_components(collection(), 6)
+    for rank in range(2):
+        assert_same_components(results[rank], expected)
+
+
+def test_the_sketch_finds_the_components_without_the_scatter():
+    flat = collection()
+    reads = []
+
+    def read():
+        reads.append(1)
+        return flat.split(37)
+
+    assert_same_components(sketched_principal_components(read, 6), principal_components(flat, 6))
+    assert len(reads) == 1 + 6  # the mean pass, then one pass per iteration
+    with pytest.raises(ValueError, match="sketched_principal_components: no chunks"):
+        sketched_principal_components(lambda: [], 3)
+    with pytest.raises(ValueError, match="a chunk holds NaN or inf"):
+        sketched_principal_components(lambda: [flat[:5], torch.full((3, 300), float("inf"))], 3)
+    with pytest.raises(ValueError, match="expected chunks \\[n, 300\\], got \\(3, 299\\)"):
+        sketched_principal_components(lambda: [flat[:5], flat[:3, 1:]], 3)
+    with pytest.raises(ValueError, match="6 components need more than 7 signals"):
+        sketched_principal_components(lambda: [flat[:7]], 6)
+
+
+def test_a_ppca_beyond_the_sketch_limit_never_forms_the_scatter(monkeypatch):
+    """Past `SKETCH_LIMIT` values per signal the in-memory and the streamed PPCA (given a reader) sketch;
+    they match the PPCA from the scatter. A one-pass iterable cannot be sketched."""
+    values = collection(n=400, dim=300).reshape(400, 100, 3)
+    expected = probabilistic_pca(values, 6)
+    monkeypatch.setattr(pca, "SKETCH_LIMIT", 200)
+    monkeypatch.setattr(Moments, "__init__", lambda *args: pytest.fail("the scatter was formed"))
+    for found in (probabilistic_pca(values, 6), streamed_probabilistic_pca(lambda: values.split(64), 6)):
+        signs = torch.sign((found.basis * expected.basis).sum((0, 1)))  # the in-memory route keeps eigh's signs
+        torch.testing.assert_close(found.basis * signs, expected.basis, rtol=1e-7, atol=1e-9)
+        torch.testing.assert_close(found.mean, expected.mean, rtol=0, atol=1e-9)
+        assert found.noise == pytest.approx(expected.noise, rel=1e-9)
+    with pytest.raises(ValueError, match="the sketch reads the chunks several times"):
+        streamed_probabilistic_pca(values.split(64), 6, method="sketch")
+
+
+def _sketch_share(rank: int) -> list:
+    flat = collection()
+    mine = flat[:150] if rank == 0 else flat[150:]
+    return list(sketched_principal_components(lambda: mine.split(41 + rank), 6))
+
+
+def test_two_processes_sketching_their_shares_find_the_components_of_all(tmp_path):
+    results = in_gloo_processes(_sketch_share, folder=tmp_path, timeout=120)
     expected = principal_components(collection(), 6)
     for rank in range(2):
         assert_same_components(results[rank], expected)

@@ -12,8 +12,8 @@ from .losses import PriorLoss, SupervisedLoss, prior_loss, value_mse
 from .modality import (MODALITIES, Batch, DataConfig, Modality, Predictor, get_modality, modality_from_state,
                        register_modality, split_signals)
 from .model import HyperSiren, HyperSirenConfig
-from .pca import (PPCA, Moments, principal_components, probabilistic_pca, streamed_moments,
-                  streamed_principal_components, streamed_probabilistic_pca, top_eigenpairs)
+from .pca import (PPCA, Moments, principal_components, probabilistic_pca, sketched_principal_components,
+                  streamed_moments, streamed_principal_components, streamed_probabilistic_pca, top_eigenpairs)
 from .predictors import model_predictor
 from .presets import PRESETS, Preset, get_preset, register_presets
 from .refine import RefineConfig, refine, refined_predictor
@@ -29,7 +29,8 @@ __all__ = [
     "SetEncoder", "StepLog", "SupervisedLoss", "TrainConfig", "Trainer",
     "check_context", "cnp_loss", "fixed_context", "get_modality", "get_preset", "join_torchrun", "load_cnp",
     "load_model", "load_prior", "make_trainer", "masked_mean", "modality_from_state", "model_predictor",
-    "prefix_context", "principal_components", "prior_loss", "probabilistic_pca", "streamed_moments",
+    "prefix_context", "principal_components", "prior_loss", "probabilistic_pca", "sketched_principal_components",
+    "streamed_moments",
     "streamed_principal_components", "streamed_probabilistic_pca", "top_eigenpairs", "refine", "refined_predictor",
     "register_modality", "register_presets", "relu_mlp", "resume_trainer", "sample_context", "split_signals",
     "value_mse",

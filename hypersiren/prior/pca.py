@@ -10,7 +10,11 @@ processes of a `torch.distributed` group; `streamed_principal_components(chunks,
 `principal_components` gives for their concatenation, with the top eigenpairs by `top_eigenpairs`: a
 dense `eigh` for small covariances, randomized subspace iteration (Halko, Martinsson and Tropp 2011)
 beyond `DENSE_LIMIT` values per signal (64x64 RGB images have 12,288). `streamed_probabilistic_pca` is
-`probabilistic_pca` by that route; the two share the step from eigenpairs to the PPCA (`_ppca`). The
+`probabilistic_pca` by that route; the two share the step from eigenpairs to the PPCA (`_ppca`). Past
+`SKETCH_LIMIT` values per signal (128x128 RGB images have 49,152: a float64 scatter of 19 GB) the scatter is
+never formed: `sketched_principal_components` reads the chunks several times and multiplies each by a thin
+block of directions (randomized subspace iteration on the data themselves), holding `D x (K + 16)` numbers.
+The
 streamed route fixes each component's sign (its largest entry is positive), so that every chunking, share
 of processes and eigensolver gives the same basis; the in-memory route keeps `eigh`'s signs, so the starts
 it made before stay what they were (the two agree up to the sign of each component).
@@ -18,13 +22,16 @@ it made before stay what they were (the two agree up to the sign of each compone
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
+from typing import NamedTuple, Union
 
 import torch
 from torch import Tensor
 
 DENSE_LIMIT = 4096  # values per signal up to which `top_eigenpairs` uses a dense eigendecomposition
+SKETCH_LIMIT = 16384  # values per signal beyond which the start never forms the D x D scatter (2 GiB here)
+Chunks = Union[Iterable[Tensor], Callable[[], Iterable[Tensor]]]  # chunks, or a function reading them afresh
 
 
 def principal_components(flat: Tensor, count: int, chunk: int = 4096) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -33,6 +40,8 @@ def principal_components(flat: Tensor, count: int, chunk: int = 4096) -> tuple[T
     from the `N x N` Gram matrix; otherwise the `D x D` covariance is accumulated `chunk` signals at a
     time, so memory stays at one chunk in float64 however many signals there are."""
     n, dim = flat.shape
+    if n >= dim > SKETCH_LIMIT:  # the D x D scatter would not fit: the same components from thin products
+        return sketched_principal_components(lambda: flat.split(chunk), count, distributed=False)
     mean = flat.double().mean(0)
     if n < dim:
         centred = flat.double() - mean
@@ -194,6 +203,93 @@ def streamed_principal_components(chunks: Iterable[Tensor], count: int, *, metho
     return eigenvalues, vectors, mean, covariance.diagonal().sum()
 
 
+def sketched_principal_components(read: Callable[[], Iterable[Tensor]], count: int, *, oversample: int = 16,
+                                  iterations: int = 6, seed: int = 0, distributed: bool = True,
+                                  caller: str = "sketched_principal_components") -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """`principal_components` of the concatenated chunks `[n_i, D]` that `read()` gives (afresh at each
+    call), without the `D x D` scatter: one pass for the mean and the total variance, then `iterations`
+    passes that each multiply the centred chunks by `count + oversample` orthonormal directions,
+    `Y = sum_i X_i^T (X_i Q) / (n - 1)` (the covariance times `Q`, in float64), the last giving the
+    eigenpairs on the found subspace (Rayleigh-Ritz). Memory: one chunk and `D x (count + oversample)`.
+    Over the processes of the `torch.distributed` group when `distributed` and one is initialised, each
+    reading its share (each pass's sums are all-reduced; a failure in one process stops all). Accurate
+    where the spectrum falls off past the top `count`, as `top_eigenpairs`' randomized route."""
+    import torch.distributed as dist
+
+    joined = distributed and _group_size() > 1
+
+    def passes(visit: Callable[[Tensor], None]) -> None:
+        """`visit` every chunk of this process, as float64 `[n, D]`; the processes agree on failures."""
+        failure, seen = None, False
+        try:
+            for chunk in read():
+                visit(chunk.reshape(chunk.shape[0], -1))
+                seen = True
+            if not seen:
+                raise ValueError(f"{caller}: no chunks")
+        except Exception as error:  # agreed on below, then raised again here
+            failure = error
+        if joined:
+            _agree(failure, None, caller)
+        if failure is not None:
+            raise failure
+
+    sums: dict[str, Tensor] = {}
+
+    def moments(chunk: Tensor) -> None:  # count, and per value the sum and sum of squares about a shift
+        if not torch.isfinite(chunk).all():
+            raise ValueError(f"{caller}: a chunk holds NaN or inf")
+        chunk = chunk.double()
+        if not sums:
+            sums.update(shift=chunk.mean(0), count=chunk.new_zeros(1), sum=chunk.new_zeros(chunk.shape[1]),
+                        squares=chunk.new_zeros(chunk.shape[1]))
+        if chunk.shape[1] != sums["sum"].shape[0]:
+            raise ValueError(f"{caller}: expected chunks [n, {sums['sum'].shape[0]}], got {tuple(chunk.shape)}")
+        centred = chunk - sums["shift"]
+        sums["count"] += chunk.shape[0]
+        sums["sum"] += centred.sum(0)
+        sums["squares"] += centred.square().sum(0)
+
+    with torch.no_grad():
+        passes(moments)
+        if joined:  # a common shift first (rank 0's), then the sums about it
+            shift = sums["shift"].clone()
+            dist.broadcast(shift, src=0)
+            delta = sums["shift"] - shift
+            sums["squares"] += 2 * delta * sums["sum"] + sums["count"] * delta.square()
+            sums["sum"] += sums["count"] * delta
+            sums["shift"] = shift
+            for name in ("count", "sum", "squares"):
+                dist.all_reduce(sums[name])
+        n, dim = int(sums["count"].item()), sums["sum"].shape[0]
+        if not 1 <= count < min(n - 1, dim + 1):
+            raise ValueError(f"{caller}: {count} components need more than {count + 1} signals of at least {count} "
+                             f"values, got {n} signals of {dim} values")
+        centre = sums["sum"] / n
+        mean = sums["shift"] + centre
+        total = (sums["squares"] - n * centre.square()).sum() / (n - 1)
+        width = min(count + oversample, dim)
+        generator = torch.Generator(device=mean.device).manual_seed(seed)
+        basis = torch.linalg.qr(torch.randn(dim, width, generator=generator, dtype=torch.float64,
+                                            device=mean.device)).Q
+        for iteration in range(iterations):
+            product = torch.zeros_like(basis)  # the covariance times the basis
+
+            def multiply(chunk: Tensor) -> None:
+                centred = chunk.to(mean.device, torch.float64) - mean
+                product.addmm_(centred.T, centred @ basis)
+
+            passes(multiply)
+            if joined:
+                dist.all_reduce(product)
+            product /= n - 1
+            if iteration < iterations - 1:
+                basis = torch.linalg.qr(product).Q
+        small = basis.T @ product  # the covariance on the subspace
+        eigenvalues, vectors = torch.linalg.eigh((small + small.T) / 2)
+        return eigenvalues.flip(0)[:count], (basis @ vectors).flip(1)[:, :count], mean, total
+
+
 class PPCA(NamedTuple):
     """A probabilistic PCA of signals of `P` points and `C` channels, in the signals' dtype."""
 
@@ -217,17 +313,26 @@ def probabilistic_pca(values: Tensor, latent_dim: int) -> PPCA:
         return _ppca(*components, shape=(points, channels), dtype=values.dtype, fix_signs=False)
 
 
-def streamed_probabilistic_pca(chunks: Iterable[Tensor], latent_dim: int, *, method: str = "auto",
+def streamed_probabilistic_pca(chunks: Chunks, latent_dim: int, *, method: str = "auto",
                                distributed: bool = True) -> PPCA:
     """`probabilistic_pca` of the concatenated `chunks` (each `[n_i, P, C]`, in the dtype the PPCA takes),
     streamed: memory holds one chunk and the `P C x P C` scatter in float64. Over the processes of the
     `torch.distributed` group when `distributed` and one is initialised, each streaming its share (every
     process needs at least one chunk); every process gets the same PPCA. `method`: the eigensolver of
-    `top_eigenpairs` (randomized beyond `DENSE_LIMIT` values per signal under "auto")."""
+    `top_eigenpairs` ("dense", "randomized"; "auto": randomized beyond `DENSE_LIMIT` values per signal), or
+    "sketch": no scatter, `sketched_principal_components`, which reads the chunks several times, so
+    `chunks` must then be a function that reads them afresh. Given such a function, "auto" sketches beyond
+    `SKETCH_LIMIT` values per signal."""
+    if method not in ("auto", "dense", "randomized", "sketch"):
+        raise ValueError(f"streamed_probabilistic_pca: method must be auto, dense, randomized or sketch, got {method!r}")
+    read = chunks if callable(chunks) else None
+    if method == "sketch" and read is None:
+        raise ValueError("streamed_probabilistic_pca: the sketch reads the chunks several times; pass a function "
+                         "that returns them afresh, not one pass of them")
     first: list[Tensor] = []  # an empty chunk like the first: its points, channels and dtype are the PPCA's
 
-    def flattened() -> Iterator[Tensor]:
-        for chunk in chunks:
+    def flattened(source: Iterable[Tensor]) -> Iterator[Tensor]:
+        for chunk in source:
             if chunk.dim() == 3 and not first:
                 first.append(chunk.new_empty((0, *chunk.shape[1:])))
             if chunk.dim() != 3 or chunk.shape[1:] != first[0].shape[1:]:
@@ -236,7 +341,17 @@ def streamed_probabilistic_pca(chunks: Iterable[Tensor], latent_dim: int, *, met
             yield chunk.reshape(chunk.shape[0], -1)
 
     with torch.no_grad():
-        moments = streamed_moments(flattened(), distributed=distributed, caller="streamed_probabilistic_pca")
+        one_pass = iter(flattened(read() if read is not None else chunks))
+        peek = next(one_pass, None)  # the first chunk's size chooses the route (every process's is alike)
+        values = None if peek is None else peek.shape[1]
+        one_pass = chain([] if peek is None else [peek], one_pass)
+        if read is not None and values is not None and (
+                method == "sketch" or (method == "auto" and values > SKETCH_LIMIT)):
+            eigenvalues, vectors, mean, total = sketched_principal_components(
+                lambda: flattened(read()), latent_dim, distributed=distributed, caller="streamed_probabilistic_pca")
+            return _ppca(eigenvalues, vectors, mean, total, shape=tuple(first[0].shape[1:]), dtype=first[0].dtype,
+                         fix_signs=True)
+        moments = streamed_moments(one_pass, distributed=distributed, caller="streamed_probabilistic_pca")
         _check_components("streamed_probabilistic_pca", latent_dim, moments.count, moments.sum.shape[0])
         mean, covariance = moments.covariance()
         eigenvalues, vectors = top_eigenpairs(covariance, latent_dim, method=method)

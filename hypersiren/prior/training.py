@@ -314,8 +314,10 @@ class PriorTrainer(Trainer):
         streamed = world_size > 1 and count >= next(
             self.modality.start_chunks(self.train_set, rows=slice(0, 1), chunk=1)[1])[0].numel()
         if streamed:  # each process streams its share and the D x D moments are summed (the basis up to signs)
-            coords, chunks = self.modality.start_chunks(self.train_set, rows=self.ranks.rows(count)[0])
-            start = streamed_probabilistic_pca(chunks, latent_dim, distributed=self.ranks.joined)
+            rows = self.ranks.rows(count)[0]
+            coords = self.modality.start_chunks(self.train_set, rows=slice(0, 1), chunk=1)[0]
+            start = streamed_probabilistic_pca(lambda: self.modality.start_chunks(self.train_set, rows=rows)[1],
+                                               latent_dim, distributed=self.ranks.joined)  # read again to sketch
         else:  # the whole PPCA in memory, by every process alike (with fewer signals than values: the cheap
             # N x N Gram matrix), the single process's start exactly
             coords, values = self.modality.start_targets(self.train_set)

@@ -8,6 +8,7 @@ Stored units: images `[N, H, W, C]` (C = 1 or 3) in [0, 1], centre-cropped to a 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,12 +67,17 @@ def stream_start(source: str | os.PathLike, resolution: int, latent_dim: int, *,
     moments on `device`. In model units, as `PriorTrainer` computes it from the same images: values in
     [-1, 1] at the pixel centres in `image_to_points`' order (mean `[R R, C]`, basis `[R R, C, Z]`), for
     `BasisHyperNetwork.fit_start`. Within an initialised `torch.distributed` group each process streams its
-    share and every process gets the PPCA of all. `method`: the eigensolver (`prior.top_eigenpairs`)."""
+    share and every process gets the PPCA of all. `method`: as `streamed_probabilistic_pca` takes it ("auto":
+    a dense or randomized eigensolver on the scatter up to `SKETCH_LIMIT` values per image, 64x64 RGB
+    included; beyond, 128x128 RGB say, the sketch, which reads the images `1 + 6` times)."""
     import torch.distributed as dist
 
     joined = dist.is_available() and dist.is_initialized()
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if joined else (0, 1)
-    images = stream_collection(source, resolution, chunk=chunk, limit=limit, holdout=holdout, rank=rank,
-                               world_size=world_size)
-    chunks = (image_to_points(to_signed(part.to(device)))[1] for part in images)  # [n, R R, C]
+
+    def chunks() -> Iterator[Tensor]:  # this process's share, read afresh at each call: [n, R R, C]
+        images = stream_collection(source, resolution, chunk=chunk, limit=limit, holdout=holdout, rank=rank,
+                                   world_size=world_size)
+        return (image_to_points(to_signed(part.to(device)))[1] for part in images)
+
     return streamed_probabilistic_pca(chunks, latent_dim, method=method)
