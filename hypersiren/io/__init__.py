@@ -3,6 +3,7 @@ the safe readers of array and tensor files that refuse pickled Python objects.""
 
 from .images import (
     IMAGE_SUFFIXES,
+    collection_rows,
     load_celeba,
     load_collection,
     load_image_array,
@@ -20,6 +21,7 @@ from .video import load_video, save_video
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "collection_rows",
     "load_celeba",
     "load_collection",
     "load_image_array",

@@ -10,7 +10,7 @@ per chunk), each process of several its own share.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -211,11 +211,20 @@ def stream_collection(source: str | os.PathLike, resolution: int, *, chunk: int 
             for first in range(start, stop, chunk))
 
 
+def collection_rows(source: str | os.PathLike, *, split: str = "train") -> tuple[int, Callable[[slice], np.ndarray]]:
+    """How many images `source` holds and a reader of some of them, `uint8 [n, H, W, C]`, without loading
+    the others: `read(slice)` for consecutive rows, `read(rows)` for any rows (a sequence of ints, each
+    shard mapped once per read). `.npy` arrays and shards are memory-mapped per read, image files (a
+    folder, or a CelebA root's `split`) decoded per read; or `faces`. The files and the shards' sizes are
+    checked here."""
+    return _image_rows(source, split, "collection_rows")
+
+
 def _image_rows(source: str | os.PathLike, split: str, where: str) -> tuple[int, Callable[[slice], np.ndarray]]:
     """How many images `source` has and a reader of the rows `slice` of them: `uint8 [n, H, W, C]`."""
     if str(source) == "faces":
         faces = load_packaged_faces()
-        return len(faces), faces.__getitem__
+        return len(faces), lambda rows: faces[rows if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)]
     path = Path(source)
     if path.is_file():
         if path.suffix.lower() != ".npy":
@@ -249,7 +258,15 @@ def _shard_rows(paths: list[Path], where: str) -> tuple[int, Callable[[slice], n
         counts.append(images.shape[0])
     offsets = np.cumsum([0, *counts])
 
-    def read(rows: slice) -> np.ndarray:
+    def read(rows: slice | Sequence[int]) -> np.ndarray:
+        if not isinstance(rows, slice):  # any rows: each shard holding some is mapped once
+            rows = np.asarray(rows, dtype=np.int64)
+            out = np.empty((len(rows), *size[1]), np.uint8)
+            for path, first, last in zip(paths, offsets[:-1], offsets[1:]):
+                inside = (rows >= first) & (rows < last)
+                if inside.any():
+                    out[inside] = _checked(memory_mapped(path, where), f"{where}: {path}")[rows[inside] - first]
+            return out
         parts = []
         for path, first, last in zip(paths, offsets[:-1], offsets[1:]):
             if first < rows.stop and rows.start < last:
@@ -264,9 +281,10 @@ def _image_file_rows(files: list[Path], where: str) -> tuple[int, Callable[[slic
     """Rows of image files of one size (the first file's, decoded here), decoded per read."""
     size = read_pixels(files[0], where=where).shape
 
-    def read(rows: slice) -> np.ndarray:
-        images = [read_pixels(file, where=where) for file in files[rows]]
-        for file, image in zip(files[rows], images):
+    def read(rows: slice | Sequence[int]) -> np.ndarray:
+        chosen = files[rows] if isinstance(rows, slice) else [files[row] for row in rows]
+        images = [read_pixels(file, where=where) for file in chosen]
+        for file, image in zip(chosen, images):
             if image.shape != size:
                 raise ValueError(f"{where}: {file} is {image.shape[1]}x{image.shape[0]} pixels, but {files[0]} is "
                                  f"{size[1]}x{size[0]}; resize the images to one size first")

@@ -132,6 +132,11 @@ class Modality:
         coords, values = self.start_targets(train_set)
         return coords, iter(values[rows].split(chunk))
 
+    def streams(self, train_set: Any) -> bool:
+        """Whether the training set is left on disk, so that a basis prior's start must stream it
+        (`start_chunks`) whatever the number of processes."""
+        return False
+
     def preview(self, predict: Predictor, signals: Tensor, *, context_points: int = 100, seed: int = 0) -> Tensor:
         raise self._missing("preview")
 

@@ -296,7 +296,8 @@ class PriorTrainer(Trainer):
     def initialise(self) -> None:
         """`heads="basis"`: fit the SIREN to the probabilistic PCA of the training signals. One process, or
         fewer signals than values per signal: the in-memory PPCA (`probabilistic_pca`), in every process
-        alike. Several processes and more signals: each streams its consecutive share in chunks
+        alike. Signals left on disk (`Modality.streams`), or several processes and more signals: each process
+        streams its consecutive share in chunks
         (`Modality.start_chunks`) and the moments are summed over them (`streamed_probabilistic_pca`: the
         single-process basis up to the sign of each component and float rounding)."""
         hypernet = self.model.hypernet
@@ -310,9 +311,10 @@ class PriorTrainer(Trainer):
         if count < world_size:
             raise ValueError(f"PriorTrainer: the PCA start gives each of {world_size} processes a share of the "
                              f"{count} training signals; train on at least {world_size} or use fewer processes")
-        # several processes and more signals than values per signal (one signal's, probed only then): stream
-        streamed = world_size > 1 and count >= next(
-            self.modality.start_chunks(self.train_set, rows=slice(0, 1), chunk=1)[1])[0].numel()
+        # signals left on disk, or several processes and more signals than values per signal (one signal's,
+        # probed only then): stream
+        streamed = self.modality.streams(self.train_set) or (world_size > 1 and count >= next(
+            self.modality.start_chunks(self.train_set, rows=slice(0, 1), chunk=1)[1])[0].numel())
         if streamed:  # each process streams its share and the D x D moments are summed (the basis up to signs)
             rows = self.ranks.rows(count)[0]
             coords = self.modality.start_chunks(self.train_set, rows=slice(0, 1), chunk=1)[0]

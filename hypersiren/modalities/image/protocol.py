@@ -68,8 +68,9 @@ def evaluate(predict: Predictor, images: Tensor, *, sizes=CONTEXT_SIZES, seed: i
 
 
 def mean_image_predictor(train_images: Tensor) -> Predictor:
-    """Ignores the context: predicts the mean training image."""
-    _, mean = image_to_points(to_signed(train_images.mean(0, keepdim=True)))  # [1, N, C]
+    """Ignores the context: predicts the mean training image (of images in memory, or `StoredImages`)."""
+    mean_image = train_images.mean_image() if hasattr(train_images, "mean_image") else train_images.mean(0, keepdim=True)
+    _, mean = image_to_points(to_signed(mean_image))  # [1, N, C]
     return lambda context, coords: mean.expand(coords.shape[0], -1, -1)
 
 
