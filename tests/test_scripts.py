@@ -92,6 +92,11 @@ def test_celeba_prepare_writes_loadable_arrays(tmp_path):
     assert train.shape == (3, 8, 8, 3) and train.dtype == np.uint8 and abs(int(train[2].mean()) - 120) <= 2
     with np.load(tmp_path / "out" / "celeba8_test.npz") as f:
         assert f["images"].shape == (1, 8, 8, 3)
+    run(ROOT / "datasets" / "celeba" / "prepare.py", "--root", tmp_path / "celeba", "--resolution", "8",
+        "--splits", "train", "--shard-size", "2", "--out", tmp_path / "shards")
+    parts = sorted((tmp_path / "shards" / "celeba8_train").iterdir())
+    assert [p.name for p in parts] == ["part-00000.npy", "part-00001.npy"]
+    np.testing.assert_array_equal(np.concatenate([np.load(p) for p in parts]), train)  # the .npz's images
 
 
 def test_readme_demo_prior_beats_the_baselines_on_the_packaged_faces(tmp_path):
