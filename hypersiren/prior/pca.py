@@ -14,10 +14,9 @@ beyond `DENSE_LIMIT` values per signal (64x64 RGB images have 12,288). `streamed
 `SKETCH_LIMIT` values per signal (128x128 RGB images have 49,152: a float64 scatter of 19 GB) the scatter is
 never formed: `sketched_principal_components` reads the chunks several times and multiplies each by a thin
 block of directions (randomized subspace iteration on the data themselves), holding `D x (K + 16)` numbers.
-The
-streamed route fixes each component's sign (its largest entry is positive), so that every chunking, share
-of processes and eigensolver gives the same basis; the in-memory route keeps `eigh`'s signs, so the starts
-it made before stay what they were (the two agree up to the sign of each component).
+The streamed route fixes each component's sign (its largest entry is positive), so that every chunking,
+share of processes and eigensolver gives the same basis; the in-memory route keeps `eigh`'s signs, so the
+starts it made before stay what they were (the two agree up to the sign of each component).
 """
 
 from __future__ import annotations

@@ -52,14 +52,15 @@ def load_split(data: ImageData, split: str) -> Tensor | StoredImages:
     if not data.stream:
         images = square_resize(load_collection(data.source, limit=data.limit), data.resolution)
         return split_signals(images, data.holdout, split)
-    count = min(collection_rows(data.source)[0], data.limit or math.inf)
+    stored = StoredImages(data.source, data.resolution)
+    count = min(len(stored), data.limit or math.inf)
     split_signals(torch.empty(count, 0), data.holdout, split)  # the split's checks, on the count alone
     if split == "heldout" and not data.holdout:
         raise ValueError(f"ImageData(stream=True): the held-out images are read into memory to evaluate on them, "
                          f"and with holdout=0 they would be all {count} of {data.source}; set data.holdout (e.g. "
                          "--holdout 500) or evaluate on other images (eval_prior.py --data)")
     rows = {"train": range(count - data.holdout), "heldout": range(count - data.holdout, count), "all": range(count)}
-    images = StoredImages(data.source, data.resolution, rows[split])
+    images = stored.part(rows[split])
     return images[:] if split == "heldout" else images
 
 
@@ -96,6 +97,13 @@ class StoredImages:
         moved = copy.copy(self)
         moved.device = torch.device(device)
         return moved
+
+    def part(self, rows: range) -> StoredImages:
+        """The images at the consecutive positions `rows` of these, still on disk."""
+        picked = copy.copy(self)
+        picked.rows = self.rows[rows.start : rows.stop]
+        picked.shape = torch.Size((len(picked.rows), *self.shape[1:]))
+        return picked
 
     def __getitem__(self, key) -> Tensor:
         if isinstance(key, slice):

@@ -87,15 +87,13 @@ class ImageModality(Modality):
                      chunk: int = START_CHUNK) -> tuple[Tensor, Iterator[Tensor]]:
         if not self.streams(train_set):
             return super().start_chunks(train_set, rows=rows, chunk=chunk)
-        device = train_set.coords.device
-        return train_set.coords[0], (image_to_points(to_signed(part.to(device)))[1]
-                                     for part in train_set.values.chunks(rows, chunk))
+        return train_set.coords[0], (image_to_points(to_signed(part))[1] for part in train_set.values.chunks(rows, chunk))
 
     @staticmethod
     def _values(train_set: ImageTrainingSet, index: Tensor) -> Tensor:
         """The training values `[B, P, C]` of the images `index`, read from disk when they are stored there."""
-        if isinstance(train_set.values, StoredImages):
-            return image_to_points(to_signed(train_set.values.to(train_set.coords.device)[index]))[1]
+        if isinstance(train_set.values, StoredImages):  # read onto the training device (`prepare`)
+            return image_to_points(to_signed(train_set.values[index]))[1]
         return train_set.values[index.to(train_set.values.device)]
 
     def preview(self, predict: Predictor, signals: Tensor, *, context_points: int = 100, seed: int = 0) -> Tensor:
